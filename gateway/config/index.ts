@@ -1,0 +1,10 @@
+export { loadConfig, parseConfig, ConfigError } from "./load.js";
+export {
+  configSchema,
+  isStdioUpstream,
+  ALLOWED_JWT_ALGORITHMS,
+  type GatewayConfig,
+  type UpstreamConfig,
+  type HttpUpstreamConfig,
+  type StdioUpstreamConfig,
+} from "./schema.js";

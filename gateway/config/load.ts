@@ -1,0 +1,119 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { configSchema, type GatewayConfig } from "./schema.js";
+
+/** A configuration problem, always naming the file and the dotted field. CLI exits 2 on it. */
+export class ConfigError extends Error {
+  readonly code = "config_invalid";
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: ${problems.length === 1 ? problems[0] : `\n  ${problems.join("\n  ")}`}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads, expands `${VAR}`, validates, fills defaults, resolves paths, and freezes. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read config: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `YAML syntax error at line ${lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS();
+  return parseConfig(raw, file, env);
+}
+
+/** Validates an already-parsed document (used by loadConfig and by tests). */
+export function parseConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const expanded = expandEnv(raw, [], env, problems);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) throw new ConfigError(file, formatIssues(result.error, expanded));
+
+  const config = result.data;
+  const base = dirname(resolve(file));
+  const abs = (p: string) => (isAbsolute(p) || /^https?:\/\//.test(p) ? p : resolve(base, p));
+  config.policy.bundle = abs(config.policy.bundle);
+  config.policy.verificationKey = abs(config.policy.verificationKey);
+  if (config.audit.file) config.audit.file = abs(config.audit.file);
+  return deepFreeze(config);
+}
+
+function expandEnv(value: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+      const v = env[name];
+      if (v === undefined) {
+        problems.push(`${dotted(path)}: environment variable ${name} is not set`);
+        return "";
+      }
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, [...path, String(i)], env, problems));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, [...path, k], env, problems);
+    return out;
+  }
+  return value;
+}
+
+function formatIssues(error: z.ZodError, doc: unknown): string[] {
+  const lines: string[] = [];
+  for (const issue of error.issues) {
+    const where = dotted(issue.path.map(String));
+    if (issue.code === "unrecognized_keys") {
+      lines.push(`${where || "(top level)"}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`);
+    } else if (issue.code === "invalid_union") {
+      // Upstreams are the only union: say which shape was expected instead of zod's generic text.
+      const value = getPath(doc, issue.path);
+      const kind = value && typeof value === "object" && "command" in value ? "stdio" : "http";
+      const branch = issue.errors[kind === "stdio" ? 1 : 0] ?? [];
+      if (branch.length === 0) lines.push(`${where}: expected an http upstream {url, headers} or a stdio upstream {command, args, env}`);
+      for (const sub of branch) {
+        const subWhere = dotted([...issue.path.map(String), ...sub.path.map(String)]);
+        lines.push(`${subWhere}: ${sub.code === "unrecognized_keys" ? `unknown key(s) ${sub.keys.join(", ")} for a ${kind} upstream` : sub.message}`);
+      }
+    } else if (issue.code === "invalid_type" && getPath(doc, issue.path) === undefined) {
+      lines.push(`${where}: is required`);
+    } else {
+      lines.push(`${where || "(top level)"}: ${issue.message}`);
+    }
+  }
+  return lines.sort();
+}
+
+function getPath(doc: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = doc;
+  for (const key of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
+}
+
+const dotted = (path: string[]) => path.join(".");
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

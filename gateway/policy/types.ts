@@ -1,0 +1,93 @@
+/**
+ * Contract 3 (../../shared/DESIGN.md → docs/policy-authoring.md): what the gateway hands to
+ * `mcp/authz/decision` and what it accepts back. Policy authors rely on exactly these names.
+ */
+
+/** The verified identity of the caller as policy sees it. */
+export interface PolicyAgent {
+  sub: string;
+  iss: string;
+  client_id: string | null;
+  scopes: string[];
+  roles: string[];
+  /** Every verified claim of the token, unmodified. */
+  claims: Record<string, unknown>;
+}
+
+export type DecisionMethod =
+  | "tools/call"
+  | "tools/list"
+  | "resources/read"
+  | "resources/list"
+  | "prompts/get"
+  | "prompts/list";
+
+export interface PolicyRequest {
+  method: DecisionMethod;
+  server: string;
+  tool: string | null;
+  arguments: Record<string, unknown> | null;
+  resource: string | null;
+  prompt: string | null;
+  session_id: string | null;
+  protocol_version: string | null;
+  source_ip: string | null;
+  /** RFC 3339 (milliseconds) time of the request, from the injected clock. */
+  time: string;
+}
+
+/** The tool definition as the upstream declared it (null when the item is not a tool). */
+export interface PolicyTool {
+  name: string;
+  description: string | null;
+  input_schema: Record<string, unknown>;
+  annotations: Record<string, unknown>;
+  /** sha256 over the canonical JSON of the definition, for pinning ("sha256:<hex>"). */
+  digest: string;
+}
+
+export interface PolicyInput {
+  agent: PolicyAgent;
+  request: PolicyRequest;
+  tool: PolicyTool | null;
+}
+
+export interface RateLimitSpec {
+  key: string;
+  limit: number;
+  window_seconds: number;
+}
+
+/** A validated decision. Only `toDecision` (policy/decision.ts) makes one from policy output. */
+export interface Decision {
+  allow: boolean;
+  reasons: string[];
+  message?: string;
+  rate_limit?: RateLimitSpec;
+  mask?: string[];
+}
+
+/** Why a decision is a deny that the policy did not ask for (fail closed). */
+export type DecisionErrorCode =
+  | "policy_undefined" // the entrypoint produced no result
+  | "policy_malformed" // the result did not match the decision contract
+  | "policy_eval_error"; // wasm evaluation threw
+
+export interface DecisionOutcome {
+  decision: Decision;
+  /** Set when the gateway denied because of the policy's failure rather than its answer. */
+  error?: { code: DecisionErrorCode; message: string };
+  /** The raw result as the policy returned it (audited as `result`). */
+  raw: unknown;
+  /** Revision of the bundle that made this decision. */
+  revision: string;
+  /** Wall time spent in evaluation, milliseconds. */
+  elapsedMs: number;
+}
+
+/** The one decision seam: the proxy never touches wasm, and tests use a fake engine. */
+export interface PolicyEngine {
+  decide(input: PolicyInput): DecisionOutcome;
+  /** Revision of the active bundle. */
+  readonly revision: string;
+}
