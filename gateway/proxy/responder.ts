@@ -1,0 +1,54 @@
+import type { ServerResponse } from "node:http";
+import type { JsonRpcMessage, JsonRpcResponse } from "./jsonrpc.js";
+import { sseMessage } from "./sse.js";
+
+/**
+ * Answers one POSTed request. It answers plain JSON unless the upstream sends related messages
+ * (progress, logging, server→client requests) before its response: then it switches to SSE, which
+ * a Streamable HTTP client must accept either way.
+ */
+export class Responder {
+  private streaming = false;
+  private readonly extraHeaders: Record<string, string> = {};
+
+  constructor(private readonly res: ServerResponse) {}
+
+  header(name: string, value: string): void {
+    this.extraHeaders[name] = value;
+  }
+
+  get closed(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
+
+  /** A message related to the request, sent before the final response. */
+  related(message: JsonRpcMessage): void {
+    if (this.closed) return;
+    if (!this.streaming) {
+      this.streaming = true;
+      this.res.writeHead(200, {
+        ...this.extraHeaders,
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      });
+    }
+    this.res.write(sseMessage(JSON.stringify(message)));
+  }
+
+  /** The final response; ends the HTTP exchange. */
+  final(message: JsonRpcResponse, status = 200): void {
+    if (this.closed) return;
+    const body = JSON.stringify(message);
+    if (this.streaming) {
+      this.res.end(sseMessage(body));
+      return;
+    }
+    this.res.writeHead(status, {
+      ...this.extraHeaders,
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    this.res.end(body);
+  }
+}

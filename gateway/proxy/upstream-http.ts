@@ -1,0 +1,183 @@
+import { Pool, errors as undiciErrors } from "undici";
+import type { IncomingHttpHeaders } from "undici/types/header.js";
+import { classify, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
+import { SseParser } from "./sse.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
+
+/**
+ * Streamable HTTP to an upstream over a keep-alive pool shared by all sessions of that upstream.
+ * Messages are forwarded as parsed-once JSON; no SDK objects on the hot path
+ * (see reference/performance-calibration.md: an SDK Client per hop costs ~4 ms).
+ */
+export class HttpUpstreamPool {
+  readonly pool: Pool;
+  readonly path: string;
+  constructor(
+    readonly url: URL,
+    readonly staticHeaders: Readonly<Record<string, string>>,
+  ) {
+    this.pool = new Pool(url.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.path = url.pathname + url.search;
+  }
+  connect(): HttpUpstreamConnection {
+    return new HttpUpstreamConnection(this);
+  }
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+export class HttpUpstreamConnection implements UpstreamConnection {
+  private sessionId: string | null = null;
+  private protocolVersion: string | null = null;
+
+  constructor(private readonly upstream: HttpUpstreamPool) {}
+
+  async initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const response = await this.request(request, opts);
+    const version = response.result?.protocolVersion;
+    if (typeof version === "string") this.protocolVersion = version;
+    return response;
+  }
+
+  async request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const res = await this.post(request, opts);
+    const contentType = headerValue(res.headers["content-type"]) ?? "";
+    if (res.statusCode === 404 && this.sessionId) {
+      await res.body.dump();
+      throw new UpstreamError("upstream_session_lost", "upstream session expired");
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const text = (await res.body.text()).slice(0, 200);
+      throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}: ${text}`);
+    }
+    const sid = headerValue(res.headers["mcp-session-id"]);
+    if (sid && !this.sessionId) this.sessionId = sid;
+    if (contentType.startsWith("application/json")) {
+      const message = parseMessage(await res.body.text());
+      if (!message || !("id" in message) || "method" in message) {
+        throw new UpstreamError("upstream_bad_response", "upstream sent a JSON body that is not a response");
+      }
+      return message as JsonRpcResponse;
+    }
+    if (contentType.startsWith("text/event-stream")) return this.readSse(res.body, request, opts);
+    await res.body.dump();
+    throw new UpstreamError("upstream_bad_response", `upstream answered with content-type "${contentType}"`);
+  }
+
+  async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    const res = await this.post(message, { timeoutMs: 30_000 });
+    await res.body.dump();
+    if (res.statusCode === 404 && this.sessionId) throw new UpstreamError("upstream_session_lost", "upstream session expired");
+    if (res.statusCode >= 300) throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}`);
+  }
+
+  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal): Promise<"open" | "unsupported"> {
+    const res = await this.upstream.pool
+      .request({ path: this.upstream.path, method: "GET", headers: this.headers("text/event-stream"), signal })
+      .catch((err: unknown) => {
+        throw toUpstreamError(err);
+      });
+    if (res.statusCode === 405 || !(headerValue(res.headers["content-type"]) ?? "").startsWith("text/event-stream")) {
+      await res.body.dump();
+      return "unsupported";
+    }
+    const parser = new SseParser((e) => {
+      const m = parseMessage(e.data);
+      if (m) onMessage(m);
+    });
+    res.body.on("data", (chunk: Buffer) => parser.push(chunk));
+    res.body.on("error", () => undefined); // aborted by signal: nothing to report
+    return "open";
+  }
+
+  async close(): Promise<void> {
+    if (!this.sessionId) return;
+    try {
+      const res = await this.upstream.pool.request({
+        path: this.upstream.path,
+        method: "DELETE",
+        headers: this.headers("application/json"),
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000,
+      });
+      await res.body.dump();
+    } catch {
+      // The upstream may be gone already; its session expires on its own.
+    }
+    this.sessionId = null;
+  }
+
+  private headers(accept: string): Record<string, string> {
+    // Only the gateway's own configured credentials go upstream; the agent's token, cookies and
+    // gateway session id are never copied (no token passthrough).
+    const h: Record<string, string> = { ...this.upstream.staticHeaders, accept, "content-type": "application/json" };
+    if (this.sessionId) h["mcp-session-id"] = this.sessionId;
+    if (this.protocolVersion) h["mcp-protocol-version"] = this.protocolVersion;
+    return h;
+  }
+
+  private async post(message: JsonRpcMessage, opts: RequestOptions) {
+    try {
+      return await this.upstream.pool.request({
+        path: this.upstream.path,
+        method: "POST",
+        headers: this.headers("application/json, text/event-stream"),
+        body: JSON.stringify(message),
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      throw toUpstreamError(err);
+    }
+  }
+
+  private readSse(body: NodeJS.ReadableStream & { destroy(): void }, request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const parser = new SseParser((e) => {
+        if (done) return;
+        const m = parseMessage(e.data);
+        if (!m) return;
+        if (!("method" in m) && "id" in m && m.id === request.id) {
+          done = true;
+          resolve(m as JsonRpcResponse);
+          // The server should end the stream after the response; don't wait on one that doesn't.
+          setTimeout(() => body.destroy(), 1_000).unref();
+          return;
+        }
+        opts.onMessage?.(m);
+      });
+      body.on("data", (chunk: Buffer) => parser.push(chunk));
+      body.on("error", (err: unknown) => {
+        if (!done) reject(toUpstreamError(err));
+      });
+      body.on("end", () => {
+        if (!done) reject(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
+      });
+    });
+  }
+}
+
+function parseMessage(text: string): JsonRpcMessage | null {
+  try {
+    const c = classify(JSON.parse(text));
+    return c.ok ? c.parsed.message : null;
+  } catch {
+    return null;
+  }
+}
+
+function headerValue(h: IncomingHttpHeaders[string]): string | undefined {
+  return Array.isArray(h) ? h[0] : h;
+}
+
+function toUpstreamError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    return new UpstreamError("upstream_timeout", "upstream did not answer in time");
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return new UpstreamError("upstream_unreachable", `upstream unreachable: ${msg}`);
+}

@@ -1,0 +1,123 @@
+import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { StdioUpstreamConfig } from "../config/index.js";
+import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "./jsonrpc.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
+
+interface Pending {
+  resolve: (r: JsonRpcResponse) => void;
+  reject: (e: Error) => void;
+  onMessage?: (m: JsonRpcMessage) => void;
+  progressToken?: unknown;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * A stdio upstream: one child process per gateway session, spawned from admin config only
+ * (never from request data), with `shell: false` and a minimal environment (the SDK's defaults
+ * plus the configured `env`). Messages are relayed raw; responses are matched by id.
+ */
+export class StdioUpstreamConnection implements UpstreamConnection {
+  private transport: StdioClientTransport | null = null;
+  private readonly pending = new Map<JsonRpcId, Pending>();
+  private listener: ((m: JsonRpcMessage) => void) | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly config: StdioUpstreamConfig,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  async initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const transport = new StdioClientTransport({
+      command: this.config.command,
+      args: this.config.args,
+      env: { ...getDefaultEnvironment(), ...this.config.env },
+      ...(this.config.cwd ? { cwd: this.config.cwd } : {}),
+      stderr: "pipe",
+    });
+    transport.onmessage = (m) => this.route(m as JsonRpcMessage);
+    transport.onerror = (err) => this.log(`stdio upstream error: ${err.message}`);
+    transport.onclose = () => this.failAll(new UpstreamError("upstream_closed", "upstream process exited"));
+    transport.stderr?.on("data", (chunk: Buffer) => this.log(`stdio upstream stderr: ${chunk.toString().trimEnd()}`));
+    this.transport = transport;
+    try {
+      await transport.start();
+    } catch (err) {
+      throw new UpstreamError("upstream_unreachable", `cannot start "${this.config.command}": ${(err as Error).message}`);
+    }
+    return this.request(request, opts);
+  }
+
+  request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const transport = this.transport;
+    if (!transport || this.closed) return Promise.reject(new UpstreamError("upstream_closed", "upstream process is not running"));
+    return new Promise<JsonRpcResponse>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(request.id);
+        reject(new UpstreamError("upstream_timeout", "upstream did not answer in time"));
+      }, opts.timeoutMs);
+      const meta = request.params?._meta as Record<string, unknown> | undefined;
+      this.pending.set(request.id, { resolve, reject, onMessage: opts.onMessage, progressToken: meta?.progressToken, timer });
+      opts.signal?.addEventListener("abort", () => {
+        const p = this.pending.get(request.id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(request.id);
+        void this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: request.id, reason: "client disconnected" } }).catch(() => undefined);
+        reject(new UpstreamError("upstream_closed", "request aborted"));
+      });
+      transport.send(request as JSONRPCMessage).catch((err: Error) => {
+        clearTimeout(timer);
+        this.pending.delete(request.id);
+        reject(new UpstreamError("upstream_unreachable", err.message));
+      });
+    });
+  }
+
+  async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if (!this.transport || this.closed) throw new UpstreamError("upstream_closed", "upstream process is not running");
+    await this.transport.send(message as JSONRPCMessage);
+  }
+
+  async listen(onMessage: (m: JsonRpcMessage) => void): Promise<"open" | "unsupported"> {
+    this.listener = onMessage;
+    return "open";
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new UpstreamError("upstream_closed", "session closed"));
+    await this.transport?.close().catch(() => undefined);
+  }
+
+  private route(m: JsonRpcMessage): void {
+    if (!("method" in m)) {
+      const id = (m as JsonRpcResponse).id;
+      const p = id === null ? undefined : this.pending.get(id);
+      if (p && id !== null) {
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+        p.resolve(m as JsonRpcResponse);
+      }
+      return;
+    }
+    // Progress belongs to the request that asked for it; anything else is unsolicited.
+    const token = (m.params as Record<string, unknown> | undefined)?.progressToken;
+    if (token !== undefined) {
+      for (const p of this.pending.values()) {
+        if (p.progressToken === token) return p.onMessage?.(m);
+      }
+    }
+    if (this.listener) this.listener(m);
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "./jsonrpc.js";
+
+/**
+ * One gateway session's connection to one upstream MCP server. Each downstream session gets its
+ * own upstream session, so upstream state (subscriptions, log level, server→client requests)
+ * never crosses principals.
+ */
+export interface UpstreamConnection {
+  /** Sends `initialize` and returns the upstream's answer; establishes the upstream session. */
+  initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse>;
+  /**
+   * Sends a request. Messages the upstream sends in relation to it before its response
+   * (progress, logging, server→client requests) go to `opts.onMessage`.
+   */
+  request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse>;
+  /** Sends a notification, or a response to a server→client request. */
+  send(message: JsonRpcNotification | JsonRpcResponse): Promise<void>;
+  /** Opens the server→client stream. Resolves "unsupported" when the upstream has none. */
+  listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal): Promise<"open" | "unsupported">;
+  /** Ends the upstream session (DELETE for HTTP, terminating the process for stdio). */
+  close(): Promise<void>;
+}
+
+export interface RequestOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onMessage?: (m: JsonRpcMessage) => void;
+  /** Negotiated protocol version to announce upstream (HTTP header). */
+  protocolVersion?: string | null;
+}
+
+/** Why an upstream exchange failed; mapped to a JSON-RPC error and audit outcome `error`. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly code: "upstream_unreachable" | "upstream_timeout" | "upstream_http_error" | "upstream_bad_response" | "upstream_session_lost" | "upstream_closed",
+    message: string,
+  ) {
+    super(message);
+    this.name = "UpstreamError";
+  }
+}
