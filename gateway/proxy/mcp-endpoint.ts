@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { AuthError, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
+import { AuthError, authFailureResponse, extractBearer, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
 import { AuditRecord, type AuditContext, type AuditOutcome } from "../audit/index.js";
 import type { GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
@@ -196,16 +196,11 @@ export class McpEndpoint {
       return await this.deps.verifier.verify(extractBearer(req.headers.authorization));
     } catch (err) {
       const code = err instanceof AuthError ? err.code : "token_malformed";
-      const status = code === "jwks_unavailable" ? 503 : 401;
-      if (status === 503) this.deps.log("error", "JWKS unavailable", { server, error: String(err) });
+      if (code === "jwks_unavailable") this.deps.log("error", "JWKS unavailable", { server, error: String(err) });
       await this.auditUnauthenticated(server, req, parsed, code, err instanceof Error ? err.message : String(err));
-      const challenge = wwwAuthenticate({
-        resourceMetadataUrl: this.deps.resourceMetadataUrl(server),
-        ...(code === "token_missing" ? {} : { error: "invalid_token", errorDescription: publicAuthMessage(code) }),
-      });
-      const id = parsed?.kind === "request" ? parsed.message.id : null;
-      const body = JSON.stringify(rpcError(id, RpcCode.InvalidRequest, status === 401 ? "Unauthorized" : "Identity provider unavailable"));
-      res.writeHead(status, { "www-authenticate": challenge, "content-type": "application/json" }).end(body);
+      const refusal = authFailureResponse(code, this.deps.resourceMetadataUrl(server));
+      const body = JSON.stringify(refusal.body);
+      res.writeHead(refusal.status, { ...refusal.headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
       return null;
     }
   }
@@ -296,18 +291,4 @@ export class McpEndpoint {
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** What a client may learn about why its token failed (RFC 6750: brief, no internals). */
-function publicAuthMessage(code: string): string {
-  switch (code) {
-    case "token_expired":
-      return "The access token expired";
-    case "token_not_yet_valid":
-      return "The access token is not yet valid";
-    case "token_bad_audience":
-      return "The access token was not issued for this resource";
-    default:
-      return "The access token is invalid";
-  }
 }
