@@ -1,0 +1,162 @@
+# portcullis: build, test and run. GNU make. Everything installs into the checkout (.tools/, node_modules/).
+#   make test   from a fresh clone: tools, npm ci, build, signed bundle, Rego tests, unit tests, local Kafka,
+#               integration tests, Kafka stopped again (always)
+#   make run    from a fresh clone: build everything and start the development gateway on 127.0.0.1:8080
+
+OPA_VERSION            ?= 1.22.2
+KAFKA_VERSION          ?= 4.1.1
+KAFKA_FALLBACK_VERSION ?= 4.4.0
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
+
+TOOLS_DIR  ?= $(CURDIR)/.tools
+OPA        := $(TOOLS_DIR)/bin/opa
+KAFKA_LIBS := $(TOOLS_DIR)/kafka/libs
+KAFKA_PORT ?= 9092
+MVN        ?= mvn
+MVN_FLAGS  ?= -B -q
+MAVEN_DEPENDENCY_PLUGIN := org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+NPX        := npx --no --
+MOCHA      := $(NPX) mocha
+
+export TOOLS_DIR KAFKA_PORT
+
+# Build inputs: TypeScript sources plus their folders (a folder's mtime changes when a file is added or removed).
+# Folders are named 'dir/.' so that 'test' never means the phony target.
+TS_DIRS    := $(wildcard gateway test bench demo)
+TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -type d 2>/dev/null)) \
+              $(shell find $(TS_DIRS) -name '*.ts' 2>/dev/null) tsconfig.json package-lock.json
+BUILD_STAMP := dist/.build-stamp
+
+.PHONY: help tools tools-opa tools-kafka node_modules build bundle policy-test unit integration test \
+        kafka-up kafka-down kafka-status run bench clean
+
+help:
+	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
+	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
+	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs"
+	@echo "make build         compile TypeScript into dist/"
+	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
+	@echo "make policy-test   opa fmt/check/test on policies/"
+	@echo "make unit          mocha unit tests"
+	@echo "make integration   mocha integration tests against KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) (make kafka-up first)"
+	@echo "make kafka-up|kafka-down|kafka-status   local single-node Kafka (scripts/kafka.sh)"
+	@echo "make bench         benchmarks"
+	@echo "make clean         remove dist/ and bundles/build/ (keeps .tools/)"
+
+# ---------------------------------------------------------------------------------------------------------- tools
+
+tools: tools-opa tools-kafka
+
+tools-opa:
+	@if [ -x "$(OPA)" ] && [ "$$("$(OPA)" version 2>/dev/null | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ]; then \
+	  echo "==> opa $(OPA_VERSION): present"; \
+	else \
+	  echo "==> opa $(OPA_VERSION): building from source with 'go install' (about 1-2 min cold)"; \
+	  command -v go >/dev/null || { echo "error: Go is needed to install opa" >&2; exit 1; }; \
+	  mkdir -p "$(TOOLS_DIR)/bin"; \
+	  GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 go install github.com/open-policy-agent/opa@v$(OPA_VERSION); \
+	  [ "$$("$(OPA)" version | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ] || { echo "error: $(OPA) is not opa $(OPA_VERSION)" >&2; exit 1; }; \
+	fi
+
+# Copies the broker's runtime classpath into a scratch folder first, so a failed or partial resolution never leaves
+# a half-filled libs/; falls back to KAFKA_FALLBACK_VERSION when KAFKA_VERSION does not resolve.
+tools-kafka:
+	@if [ -f "$(KAFKA_LIBS)/.complete" ]; then \
+	  echo "==> Kafka jars: present ($$(cat "$(KAFKA_LIBS)/.complete"))"; \
+	else \
+	  command -v $(MVN) >/dev/null || { echo "error: Maven is needed to fetch the Kafka jars" >&2; exit 1; }; \
+	  fetch() { \
+	    rm -rf "$(KAFKA_LIBS).tmp"; \
+	    echo "==> Kafka $$1 jars: resolving with Maven into $(KAFKA_LIBS)"; \
+	    $(MVN) $(MVN_FLAGS) -f "$(CURDIR)/tools/kafka-broker/pom.xml" \
+	      $(MAVEN_DEPENDENCY_PLUGIN):copy-dependencies -Dkafka.version="$$1" \
+	      -DincludeScope=runtime -DoutputDirectory="$(KAFKA_LIBS).tmp" \
+	      2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$$/d' \
+	    && ls "$(KAFKA_LIBS).tmp/kafka_2.13-$$1.jar" >/dev/null; \
+	  }; \
+	  t0=$$(date +%s); \
+	  if fetch "$(KAFKA_VERSION)"; then v="$(KAFKA_VERSION)"; \
+	  elif [ -n "$(KAFKA_FALLBACK_VERSION)" ] && [ "$(KAFKA_FALLBACK_VERSION)" != "$(KAFKA_VERSION)" ]; then \
+	    echo "==> Kafka $(KAFKA_VERSION) did not resolve: falling back to $(KAFKA_FALLBACK_VERSION)"; \
+	    fetch "$(KAFKA_FALLBACK_VERSION)"; v="$(KAFKA_FALLBACK_VERSION)"; \
+	  else exit 1; fi; \
+	  echo "kafka_2.13 $$v" > "$(KAFKA_LIBS).tmp/.complete"; \
+	  rm -rf "$(KAFKA_LIBS)"; mv "$(KAFKA_LIBS).tmp" "$(KAFKA_LIBS)"; \
+	  echo "==> Kafka $$v jars: $$(ls "$(KAFKA_LIBS)" | wc -l) jars in $$(( $$(date +%s) - t0 )) s"; \
+	fi
+
+# ------------------------------------------------------------------------------------------------- node and build
+
+node_modules: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package-lock.json
+	@echo "==> npm ci"
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: $(BUILD_STAMP)
+
+$(BUILD_STAMP): node_modules/.package-lock.json $(TS_INPUTS)
+	@echo "==> tsc -p tsconfig.json"
+	@# tsc never deletes outputs: start clean so a removed test cannot keep running from dist/.
+	rm -rf dist
+	$(NPX) tsc -p tsconfig.json
+	@mkdir -p dist && touch $@
+
+bundle: tools-opa
+	@echo "==> policy bundle"
+	@OPA="$(OPA)" scripts/build-bundle.sh
+
+# --------------------------------------------------------------------------------------------------------- tests
+
+policy-test: tools-opa
+	@echo "==> opa fmt --fail -l policies/"
+	@"$(OPA)" fmt --fail -l policies/
+	@echo "==> opa check --strict policies/"
+	@"$(OPA)" check --strict policies/
+	@echo "==> opa test policies/ -v"
+	@"$(OPA)" test policies/ -v
+
+unit: build
+	@echo "==> unit tests"
+	$(MOCHA) 'dist/test/unit/**/*.test.js'
+
+integration: build
+	@echo "==> integration tests (KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT))"
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(MOCHA) --timeout 60000 'dist/test/integration/**/*.test.js'
+
+# The broker is stopped whatever happens after it was started: integration failure, error, or Ctrl-C.
+test: tools node_modules build bundle policy-test unit
+	@trap 'echo "==> stopping Kafka"; scripts/kafka.sh down' EXIT; \
+	echo "==> starting Kafka"; \
+	scripts/kafka.sh up; \
+	$(MAKE) --no-print-directory integration
+	@echo "==> make test: all passed"
+
+kafka-up: tools-kafka node_modules
+	@scripts/kafka.sh up
+
+kafka-down:
+	@scripts/kafka.sh down
+
+kafka-status:
+	@scripts/kafka.sh status
+
+# ------------------------------------------------------------------------------------------------------ run, misc
+
+run: tools node_modules build bundle
+	@echo "==> starting the development gateway (Ctrl-C to stop)"
+	node dist/gateway/cli/main.js dev
+
+bench: build bundle
+	@echo "==> benchmarks"
+	npm run bench
+
+clean:
+	@echo "==> removing dist/ and bundles/build/"
+	rm -rf dist bundles/build

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the signed development policy bundle bundles/build/mcp-authz.tar.gz (wasm target, entrypoint
+# mcp/authz/decision) from policies/, signed with a development RSA key pair kept in .tools/dev/ (generated on first
+# use, mode 0600, never committed). Rebuilds only when a file in policies/ (or the key) is newer than the bundle;
+# FORCE=1 rebuilds anyway.
+#
+# Environment: OPA (.tools/bin/opa), TOOLS_DIR (<repo>/.tools), FORCE.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+TOOLS_DIR=${TOOLS_DIR:-$ROOT/.tools}
+OPA=${OPA:-$TOOLS_DIR/bin/opa}
+DEV_DIR=$TOOLS_DIR/dev
+KEY=$DEV_DIR/bundle-signing.key.pem
+PUB=$DEV_DIR/bundle-signing.pub.pem
+POLICIES=policies
+OUT=bundles/build/mcp-authz.tar.gz
+ENTRYPOINT=mcp/authz/decision
+
+die() { echo "bundle: error: $*" >&2; exit 1; }
+
+[[ -x $OPA ]] || die "$OPA not found: run 'make tools'"
+[[ -d $POLICIES ]] || die "no $POLICIES/ folder"
+find "$POLICIES" -name '*.rego' ! -name '*_test.rego' -print -quit | grep -q . || die "no *.rego policy in $POLICIES/"
+
+# 1. Development signing key pair (RSA 2048; PKCS#8 private key, SPKI public key), generated with node:crypto.
+if [[ ! -s $KEY || ! -s $PUB ]]; then
+  mkdir -p "$DEV_DIR"
+  chmod 700 "$DEV_DIR"
+  rm -f "$KEY" "$PUB"
+  node -e '
+    const { generateKeyPairSync } = require("node:crypto");
+    const { writeFileSync, renameSync } = require("node:fs");
+    const [keyPath, pubPath] = process.argv.slice(1);
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    writeFileSync(pubPath + ".tmp", publicKey, { mode: 0o600 });
+    writeFileSync(keyPath + ".tmp", privateKey, { mode: 0o600 });
+    renameSync(pubPath + ".tmp", pubPath);
+    renameSync(keyPath + ".tmp", keyPath);
+  ' "$KEY" "$PUB"
+  echo "bundle: generated development signing key pair in ${DEV_DIR#"$ROOT"/} (RSA 2048, never commit it)"
+fi
+
+# 2. Rebuild only when something changed.
+if [[ -z ${FORCE:-} && -f $OUT ]] &&
+  [[ -z $(find "$POLICIES" "$KEY" "$PUB" -newer "$OUT" -print -quit) ]]; then
+  echo "bundle: $OUT is up to date"
+  exit 0
+fi
+
+REV=$(git describe --always --dirty 2>/dev/null || echo dev)
+mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT.tmp"
+"$OPA" build -b "$POLICIES/" -t wasm -e "$ENTRYPOINT" --ignore '*_test.rego' \
+  --signing-key "$KEY" --signing-alg RS256 -r "$REV" -o "$OUT.tmp"
+mv -f "$OUT.tmp" "$OUT"
+echo "bundle: built $OUT (revision $REV, $(wc -c <"$OUT") bytes, signed with ${KEY#"$ROOT"/})"
