@@ -1,0 +1,104 @@
+import { stderrAuditLogger, type AuditLogger } from "./logger.js";
+import type { AuditEvent, AuditSink } from "./types.js";
+
+/** A sink that needs starting (connecting) before it delivers, like the Kafka sink. */
+interface Startable {
+  start(): Promise<void>;
+}
+
+function isStartable(s: AuditSink): s is AuditSink & Startable {
+  return typeof (s as Partial<Startable>).start === "function";
+}
+
+export interface SinkCounts {
+  written: number;
+  failed: number;
+}
+
+/** Thrown by `record` when at least one sink failed; names every failed sink. */
+export class AuditWriteError extends Error {
+  readonly code = "audit_write_failed";
+  readonly failures: ReadonlyArray<{ sink: string; error: Error }>;
+  constructor(decisionId: string, failures: ReadonlyArray<{ sink: string; error: Error }>) {
+    super(
+      `audit event ${decisionId} not written to ${failures
+        .map((f) => `${f.sink} (${f.error.message})`)
+        .sort()
+        .join(", ")}`,
+    );
+    this.name = "AuditWriteError";
+    this.failures = failures;
+  }
+}
+
+/**
+ * Fans each event out to every sink. A sink failure is logged and surfaces as a rejection: the
+ * caller (the pipeline) decides whether a request may be answered without its audit event.
+ * Every sink is attempted even when another one fails.
+ */
+export class AuditLog {
+  private readonly sinks: readonly AuditSink[];
+  private readonly log: AuditLogger;
+  private readonly counts = new Map<string, SinkCounts>();
+
+  constructor(sinks: readonly AuditSink[], options: { logger?: AuditLogger } = {}) {
+    this.sinks = sinks;
+    this.log = options.logger ?? stderrAuditLogger;
+    for (const s of sinks) this.counts.set(s.name, { written: 0, failed: 0 });
+  }
+
+  /** Starts the sinks that need it; they resolve even when their backend is down. */
+  async start(): Promise<void> {
+    await Promise.all(this.sinks.filter(isStartable).map((s) => s.start()));
+  }
+
+  async record(event: AuditEvent): Promise<void> {
+    const results = await Promise.allSettled(this.sinks.map((s) => s.write(event)));
+    const failures: Array<{ sink: string; error: Error }> = [];
+    results.forEach((r, i) => {
+      const sink = this.sinks[i] as AuditSink;
+      const c = this.counts.get(sink.name) as SinkCounts;
+      if (r.status === "fulfilled") {
+        c.written++;
+      } else {
+        c.failed++;
+        const error = r.reason instanceof Error ? r.reason : new Error(String(r.reason));
+        failures.push({ sink: sink.name, error });
+        this.log("error", "audit: sink write failed", {
+          sink: sink.name,
+          decisionId: event.decision_id,
+          error: error.message,
+        });
+      }
+    });
+    if (failures.length > 0) throw new AuditWriteError(event.decision_id, failures);
+  }
+
+  /** Per-sink counts of events written and failed, keyed by sink name. */
+  stats(): Record<string, SinkCounts> {
+    return Object.fromEntries([...this.counts].map(([k, v]) => [k, { ...v }]));
+  }
+
+  /**
+   * Closes every sink (each flushes); a failing close is logged and does not stop the others.
+   * Reports the events sinks accepted but did not deliver, so shutdown can say so.
+   */
+  async close(): Promise<{ remaining: number; bySink: Record<string, number> }> {
+    const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
+    const bySink: Record<string, number> = {};
+    let remaining = 0;
+    results.forEach((r, i) => {
+      const name = (this.sinks[i] as AuditSink).name;
+      if (r.status === "rejected") {
+        this.log("error", "audit: sink close failed", {
+          sink: name,
+          error: r.reason instanceof Error ? r.reason.message : String(r.reason),
+        });
+      } else if (r.value && r.value.remaining > 0) {
+        bySink[name] = r.value.remaining;
+        remaining += r.value.remaining;
+      }
+    });
+    return { remaining, bySink };
+  }
+}
