@@ -1,0 +1,36 @@
+// The policy stage's public face: other stages import only from here.
+export type {
+  Decision,
+  DecisionErrorCode,
+  DecisionMethod,
+  DecisionOutcome,
+  PolicyAgent,
+  PolicyEngine,
+  PolicyInput,
+  PolicyRequest,
+  PolicyTool,
+  RateLimitSpec,
+} from "./types.js";
+export { BUNDLE_ERROR_CODES, BundleError, type BundleErrorCode } from "./errors.js";
+export {
+  DECISION_ENTRYPOINT,
+  loadBundle,
+  parseBundle,
+  resolveSigningAlgorithm,
+  type BundleManifest,
+  type LoadBundleOptions,
+  type LoadedBundle,
+} from "./bundle.js";
+export { SIGNING_ALGORITHMS, isSigningAlgorithm, type SigningAlgorithm } from "./keys.js";
+export {
+  fileDigest,
+  verifyBundleSignature,
+  type VerificationConfig,
+  type VerificationKey,
+  type VerifiedSignature,
+} from "./signature.js";
+export { readTarGz, type TarLimits } from "./tar.js";
+export { canonicalJson, canonicalJsonOfValue } from "./canonical-json.js";
+export { toDecision, type ConvertedDecision } from "./decision.js";
+export { WasmPolicyEngine, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
+export { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";

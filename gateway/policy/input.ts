@@ -1,0 +1,111 @@
+import { createHash } from "node:crypto";
+import { canonicalJsonOfValue } from "./canonical-json.js";
+import type { PolicyAgent, PolicyInput, PolicyRequest, PolicyTool } from "./types.js";
+
+/** The identity fields policy sees (structurally what gateway/auth produces; extra fields are dropped). */
+export interface PolicyIdentity {
+  sub: string;
+  iss: string;
+  client_id: string | null;
+  scopes: string[];
+  roles: string[];
+  claims: Record<string, unknown>;
+}
+
+/** An MCP tool definition as an upstream lists it; schema fields are untrusted and checked here. */
+export interface McpToolDefinition {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: unknown;
+  outputSchema?: unknown;
+  annotations?: unknown;
+}
+
+// Definitions are parsed once per upstream tools/list and reused for every call and listed item,
+// so the derived policy view (and its sha256) is computed once per definition object.
+// NOTE: callers must treat tool definitions as immutable once listed.
+const toolCache = new WeakMap<McpToolDefinition, PolicyTool>();
+// Likewise one identity serves a whole request, including every item of a list.
+const agentCache = new WeakMap<PolicyIdentity, PolicyAgent>();
+
+/**
+ * buildPolicyInput assembles contract 3's input. Every field is set (null, not absent) so that
+ * policies see one shape, and only the contract's fields are copied so nothing else leaks in.
+ */
+export function buildPolicyInput(
+  identity: PolicyIdentity,
+  req: PolicyRequest,
+  tool: McpToolDefinition | null,
+): PolicyInput {
+  const request: PolicyRequest = {
+    method: req.method,
+    server: req.server,
+    tool: req.tool ?? null,
+    arguments: req.arguments ?? null,
+    resource: req.resource ?? null,
+    prompt: req.prompt ?? null,
+    session_id: req.session_id ?? null,
+    protocol_version: req.protocol_version ?? null,
+    source_ip: req.source_ip ?? null,
+    time: req.time,
+  };
+  return { agent: policyAgent(identity), request, tool: tool === null ? null : policyTool(tool) };
+}
+
+/**
+ * policyAgent is the policy's view of an identity, cached per identity object and frozen (the
+ * engine caches the JSON of frozen views). NOTE: identities must not change once built.
+ */
+export function policyAgent(identity: PolicyIdentity): PolicyAgent {
+  let view = agentCache.get(identity);
+  if (view === undefined) {
+    view = Object.freeze({
+      sub: identity.sub,
+      iss: identity.iss,
+      client_id: identity.client_id ?? null,
+      scopes: identity.scopes,
+      roles: identity.roles,
+      claims: identity.claims,
+    });
+    agentCache.set(identity, view);
+  }
+  return view;
+}
+
+/** policyTool is the policy's view of a tool definition, cached per definition object. */
+export function policyTool(tool: McpToolDefinition): PolicyTool {
+  let view = toolCache.get(tool);
+  if (view === undefined) {
+    view = Object.freeze({
+      name: tool.name,
+      description: typeof tool.description === "string" ? tool.description : null,
+      input_schema: isRecord(tool.inputSchema) ? tool.inputSchema : {},
+      annotations: isRecord(tool.annotations) ? tool.annotations : {},
+      digest: toolDigest(tool),
+    });
+    toolCache.set(tool, view);
+  }
+  return view;
+}
+
+/**
+ * toolDigest is "sha256:" + hex sha256 over the canonical JSON (sorted keys, OPA's escaping) of
+ * the definition's name, title, description, inputSchema, outputSchema and annotations; absent
+ * fields are omitted, so key order and unrelated fields (icons, _meta) do not change it.
+ */
+export function toolDigest(tool: McpToolDefinition): string {
+  const canonical = canonicalJsonOfValue({
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: tool.inputSchema,
+    outputSchema: tool.outputSchema,
+    annotations: tool.annotations,
+  });
+  return `sha256:${createHash("sha256").update(canonical, "utf8").digest("hex")}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

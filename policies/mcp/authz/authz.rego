@@ -1,0 +1,157 @@
+# METADATA
+# title: MCP authorization
+# description: |
+#   The gateway evaluates data.mcp.authz.decision for every tools/call, resources/read and
+#   prompts/get, and once per item of tools/list, resources/list and prompts/list (contract 3).
+#   Deny by default: a request is allowed only when its method is known, the token carries the
+#   method's scope, one of the agent's roles grants the item on the server, and (for calls) no
+#   argument constraint is violated. Grants, scopes, rate limits and secret argument names live
+#   in data.portcullis (policies/data.json).
+package mcp.authz
+
+cfg := data.portcullis
+
+# METADATA
+# title: decision
+# description: The one entrypoint (mcp/authz/decision); its shape is contract 3.
+decision := object.union_n([
+	{"allow": allow, "reasons": reasons},
+	message_field,
+	rate_limit_field,
+	mask_field,
+])
+
+# The request's row in data.portcullis.methods: its family (tools, resources, prompts), the
+# request field that names the item (tool, resource, prompt), and the scope it needs.
+method := cfg.methods[input.request.method]
+
+# The tool name, resource URI or prompt name the request is about. List methods carry one listed
+# item per evaluation, so the same grants decide what an agent sees and what it may use.
+item_name := input.request[method.item]
+
+default arguments := {}
+
+arguments := input.request.arguments if is_object(input.request.arguments)
+
+# ------------------------------------------------------------------ allow
+
+default allow := false
+
+allow if {
+	count(granting_roles) > 0
+	count(deny_reasons) == 0
+}
+
+# Roles of the agent that grant the item on this server (a server or item of "*" matches any).
+granting_roles contains role if {
+	is_string(item_name)
+	item_name != ""
+	some role in input.agent.roles
+	some server in [input.request.server, "*"]
+	some pattern in cfg.roles[role][server][method.family]
+	pattern in {"*", item_name}
+}
+
+# ------------------------------------------------------------------ reasons (audited, never shown)
+
+reasons := sort(grant_reasons) if allow
+
+reasons := sort(deny_reasons) if not allow
+
+grant_reasons contains concat("", ["role ", role, " grants ", method.item, " ", item_name, " on server ", input.request.server]) if {
+	some role in granting_roles
+}
+
+# The audit event records which method it was.
+deny_reasons contains "unsupported method" if not method
+
+deny_reasons contains concat("", ["missing scope ", method.scope]) if {
+	not method.scope in input.agent.scopes
+}
+
+deny_reasons contains concat("", ["request names no ", method.item]) if {
+	not valid_item_name
+}
+
+deny_reasons contains concat("", ["no role grants ", method.item, " ", item_name, " on server ", input.request.server]) if {
+	valid_item_name
+	count(granting_roles) == 0
+}
+
+deny_reasons contains violation.reason if {
+	some violation in violations
+}
+
+valid_item_name if {
+	is_string(item_name)
+	item_name != ""
+}
+
+# ------------------------------------------------------------------ argument constraints
+
+# Constraints apply to calls only: listing a tool does not pass arguments.
+violations contains violation if {
+	input.request.method == "tools/call"
+	rule := cfg.path_arguments[input.request.tool]
+	not path_within(object.get(arguments, rule.argument, null), rule.root) # a missing path is a violation too
+	violation := {
+		"reason": concat("", [rule.argument, " of ", input.request.tool, " must be under ", rule.root, " with no '..' segment"]),
+		"message": rule.message,
+	}
+}
+
+path_within(path, root) if {
+	is_string(path)
+	startswith(path, root)
+	not ".." in split(path, "/")
+}
+
+# Shown to the agent only when a role grants the tool: an agent must not learn anything about a
+# tool it may not see.
+default message_field := {}
+
+message_field := {"message": concat("; ", sort({v.message | some v in violations}))} if {
+	count(granting_roles) > 0
+	count(violations) > 0
+}
+
+# ------------------------------------------------------------------ rate limits
+
+# Allowed calls are counted per agent, server and tool, in the tool's class (data.portcullis.rate_limits).
+default rate_limit_field := {}
+
+rate_limit_field := {"rate_limit": {
+	"key": concat(":", [input.agent.sub, input.request.server, input.request.tool]),
+	"limit": class.limit,
+	"window_seconds": class.window_seconds,
+}} if {
+	allow
+	input.request.method == "tools/call"
+	class := cfg.rate_limits.classes[rate_class]
+}
+
+rate_class := class if {
+	class := cfg.rate_limits.tools[input.request.server][input.request.tool]
+} else := cfg.rate_limits.default_class
+
+# ------------------------------------------------------------------ masking (audit only)
+
+# Arguments whose key looks secret, at any depth, are masked in the audit event, allowed or not.
+default mask_field := {}
+
+mask_field := {"mask": sort(masked_pointers)} if count(masked_pointers) > 0
+
+masked_pointers contains pointer if {
+	walk(arguments, [path, _])
+	count(path) > 0
+	key := path[count(path) - 1]
+	is_string(key)
+	lower(key) in cfg.secret_argument_keys
+	segments := [pointer_segment(p) | some p in path]
+	pointer := concat("/", array.concat(["", "input", "request", "arguments"], segments))
+}
+
+# RFC 6901: "~" is written "~0" and "/" is written "~1"; array indices are decimal.
+pointer_segment(s) := replace(replace(s, "~", "~0"), "/", "~1") if is_string(s)
+
+pointer_segment(n) := format_int(n, 10) if is_number(n)

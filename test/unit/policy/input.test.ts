@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyRequest } from "../../../gateway/policy/index.js";
+
+const identity = {
+  sub: "alice",
+  iss: "https://idp.example.com/",
+  client_id: "cli",
+  scopes: ["mcp:tools"],
+  roles: ["analyst"],
+  claims: { sub: "alice", roles: ["analyst"] },
+  expiresAt: 1_900_000_000, // extra fields from gateway/auth must not reach the policy
+};
+
+const request: PolicyRequest = {
+  method: "tools/call",
+  server: "demo",
+  tool: "read_file",
+  arguments: { path: "/data/q3.csv" },
+  resource: null,
+  prompt: null,
+  session_id: "s1",
+  protocol_version: "2025-11-25",
+  source_ip: "127.0.0.1",
+  time: "2026-11-24T10:00:00.000Z",
+};
+
+const readFile: McpToolDefinition = {
+  name: "read_file",
+  title: "Read file",
+  description: "Reads a file under /data",
+  inputSchema: { type: "object", properties: { path: { type: "string" } }, required: ["path"] },
+  annotations: { readOnlyHint: true },
+};
+
+describe("buildPolicyInput", () => {
+  it("builds contract 3's input with only the contract's fields", () => {
+    const input = buildPolicyInput(identity, request, readFile);
+    assert.deepEqual(input.agent, {
+      sub: "alice",
+      iss: "https://idp.example.com/",
+      client_id: "cli",
+      scopes: ["mcp:tools"],
+      roles: ["analyst"],
+      claims: { sub: "alice", roles: ["analyst"] },
+    });
+    assert.deepEqual(input.request, request);
+    assert.deepEqual(input.tool, {
+      name: "read_file",
+      description: "Reads a file under /data",
+      input_schema: readFile.inputSchema,
+      annotations: { readOnlyHint: true },
+      digest: toolDigest(readFile),
+    });
+  });
+
+  it("sets absent request fields to null so policies see one shape", () => {
+    const sparse = { method: "tools/list", server: "demo", time: request.time } as unknown as PolicyRequest;
+    const input = buildPolicyInput({ ...identity, client_id: undefined as unknown as null }, sparse, null);
+    assert.deepEqual(input.request, {
+      method: "tools/list",
+      server: "demo",
+      tool: null,
+      arguments: null,
+      resource: null,
+      prompt: null,
+      session_id: null,
+      protocol_version: null,
+      source_ip: null,
+      time: request.time,
+    });
+    assert.equal(input.agent.client_id, null);
+    assert.equal(input.tool, null);
+    assert.ok(Object.keys(JSON.parse(JSON.stringify(input.request)) as object).length === 10);
+  });
+
+  it("defaults a tool's missing or non-object schema and annotations to {}", () => {
+    const input = buildPolicyInput(identity, request, { name: "bare", inputSchema: "nope", annotations: [1] });
+    assert.deepEqual(input.tool?.input_schema, {});
+    assert.deepEqual(input.tool?.annotations, {});
+    assert.equal(input.tool?.description, null);
+  });
+
+  it("reuses frozen agent and tool views for the same identity and definition objects", () => {
+    const a = buildPolicyInput(identity, request, readFile);
+    const b = buildPolicyInput(identity, { ...request, tool: "read_file" }, readFile);
+    assert.equal(a.tool, b.tool);
+    assert.equal(a.agent, b.agent);
+    assert.ok(Object.isFrozen(a.tool));
+    assert.ok(Object.isFrozen(a.agent));
+    assert.notEqual(a.request, b.request);
+  });
+});
+
+describe("toolDigest", () => {
+  it("is sha256 over the canonical JSON of the definition", () => {
+    const canonical =
+      '{"annotations":{"readOnlyHint":true},"description":"Reads a file under /data",' +
+      '"inputSchema":{"properties":{"path":{"type":"string"}},"required":["path"],"type":"object"},' +
+      '"name":"read_file","title":"Read file"}';
+    assert.equal(toolDigest(readFile), `sha256:${createHash("sha256").update(canonical).digest("hex")}`);
+  });
+
+  it("is stable across key order", () => {
+    const reordered: McpToolDefinition = {
+      annotations: { readOnlyHint: true },
+      inputSchema: { required: ["path"], properties: { path: { type: "string" } }, type: "object" },
+      description: "Reads a file under /data",
+      title: "Read file",
+      name: "read_file",
+    };
+    assert.equal(toolDigest(reordered), toolDigest(readFile));
+  });
+
+  const changes: Array<{ note: string; tool: McpToolDefinition }> = [
+    { note: "description", tool: { ...readFile, description: "Reads any file" } },
+    { note: "schema", tool: { ...readFile, inputSchema: { type: "object", properties: { path: { type: "string" }, mode: { type: "string" } } } } },
+    { note: "annotations", tool: { ...readFile, annotations: { readOnlyHint: false } } },
+    { note: "output schema added", tool: { ...readFile, outputSchema: { type: "object" } } },
+    { note: "title removed", tool: { ...readFile, title: undefined } },
+  ];
+  for (const c of changes) {
+    it(`changes when the definition drifts: ${c.note}`, () => {
+      assert.notEqual(toolDigest(c.tool), toolDigest(readFile));
+    });
+  }
+
+  it("ignores fields outside the definition (icons, _meta)", () => {
+    const decorated = { ...readFile, icons: [{ src: "x" }], _meta: { a: 1 } } as McpToolDefinition;
+    assert.equal(toolDigest(decorated), toolDigest(readFile));
+  });
+});
