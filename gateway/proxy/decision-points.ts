@@ -13,7 +13,6 @@ export interface RequestContext {
   identity: AgentIdentity;
   request: JsonRpcRequest;
   responder: Responder;
-  signal: AbortSignal;
   sourceIp: string | null;
 }
 
@@ -60,7 +59,7 @@ export class DecisionPoints {
     let outcome: AuditOutcome = "error";
     let answer: JsonRpcResponse;
     try {
-      const tool = await this.lookupTool(ctx, name);
+      const tool = ctx.session.catalog?.get(name) ?? (await this.lookupTool(ctx, name));
       const input = this.input(ctx, "tools/call", { tool: name, arguments: args }, tool);
       const decided = this.decide(input, record);
       if (!decided.decision.allow || !tool) {
@@ -183,7 +182,6 @@ export class DecisionPoints {
   private forward(ctx: RequestContext): Promise<JsonRpcResponse> {
     return ctx.session.upstream.request(ctx.request, {
       timeoutMs: this.deps.config.upstreams[ctx.session.server]?.timeoutMs ?? 60_000,
-      signal: ctx.signal,
       onMessage: (m) => ctx.responder.related(m),
     });
   }
@@ -227,18 +225,16 @@ export class DecisionPoints {
     return record;
   }
 
-  /** The tool's upstream definition, listing the upstream's tools once if it was never seen. */
+  /** The tool's upstream definition when the session has not seen it: lists the upstream's tools. */
   private async lookupTool(ctx: RequestContext, name: string): Promise<ToolDefinition | null> {
     const s = ctx.session;
-    const known = s.catalog?.get(name);
-    if (known) return known;
     if (s.catalog && this.deps.clock.now() - s.catalogFetchedMs < CATALOG_REFRESH_MS) return null;
     const tools: unknown[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < 64; page++) {
       const answer = await s.upstream.request(
         { jsonrpc: "2.0", id: `portcullis:catalog:${page}`, method: "tools/list", params: cursor ? { cursor } : {} },
-        { timeoutMs: this.deps.config.upstreams[s.server]?.timeoutMs ?? 60_000, signal: ctx.signal },
+        { timeoutMs: this.deps.config.upstreams[s.server]?.timeoutMs ?? 60_000 },
       );
       const items = answer.result?.tools;
       if (Array.isArray(items)) tools.push(...items);

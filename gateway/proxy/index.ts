@@ -1,5 +1,5 @@
 export { McpEndpoint, SUPPORTED_PROTOCOL_VERSIONS, type McpEndpointDeps, type AuditSinkLike } from "./mcp-endpoint.js";
-export { createHttpApp, type HttpAppOptions } from "./http-app.js";
+export { createHttpServer, type HttpAppOptions } from "./http-app.js";
 export { HttpUpstreamPool } from "./upstream-http.js";
 export { StdioUpstreamConnection } from "./upstream-stdio.js";
 export { EDGE_ERRORS, EdgeError, type EdgeErrorCode } from "./errors.js";

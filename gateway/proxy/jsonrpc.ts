@@ -91,3 +91,27 @@ export function rpcResult(id: JsonRpcId | null, result: Record<string, unknown>)
 export function isResponse(m: JsonRpcMessage): m is JsonRpcResponse {
   return !("method" in m);
 }
+
+// The exact text each upstream message was parsed from. A message the gateway passes on unchanged
+// (most tool results) is written back as those bytes instead of being serialized again.
+// NOTE: messages are treated as immutable once parsed; build a new object to change one.
+const rawText = new WeakMap<object, string>();
+
+/** Parses one JSON-RPC message from upstream text, or null when it is not one. */
+export function parseMessage(text: string): JsonRpcMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const c = classify(value);
+  if (!c.ok) return null;
+  rawText.set(c.parsed.message, text);
+  return c.parsed.message;
+}
+
+/** The wire form of a message: its original text when it came from upstream unchanged. */
+export function serialize(message: JsonRpcMessage): string {
+  return rawText.get(message) ?? JSON.stringify(message);
+}

@@ -7,7 +7,7 @@ import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
 import { DecisionPoints } from "./decision-points.js";
 import { EdgeError } from "./errors.js";
-import { classify, rpcError, RpcCode, type JsonRpcMessage, type JsonRpcRequest, type ParsedMessage } from "./jsonrpc.js";
+import { classify, rpcError, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type ParsedMessage } from "./jsonrpc.js";
 import { Responder } from "./responder.js";
 import { newSessionId, ownerOf, SessionStore, type GatewaySession } from "./session.js";
 import { sseMessage } from "./sse.js";
@@ -86,13 +86,10 @@ export class McpEndpoint {
       return;
     }
     const responder = new Responder(res);
-    const abort = new AbortController();
-    res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    // 4–6 decision, forward, audit: per method (decision-points.ts).
+    // 4–6 decision, forward, audit: per method (decision-points.ts). A client that disconnects
+    // does not cancel the upstream call: in MCP, cancellation is an explicit notification.
     try {
-      await this.decisions.handle({ session, identity, request: parsed.message, responder, signal: abort.signal, sourceIp: req.socket.remoteAddress ?? null });
+      await this.decisions.handle({ session, identity, request: parsed.message, responder, sourceIp: req.socket.remoteAddress ?? null });
     } catch (err) {
       if (err instanceof UpstreamError && err.code === "upstream_session_lost") {
         await this.sessions.end(session.id);
@@ -182,7 +179,7 @@ export class McpEndpoint {
   private onServerMessage(session: GatewaySession, res: ServerResponse, m: JsonRpcMessage): void {
     // A changed tool list invalidates what policy sees as the tool's definition.
     if ("method" in m && m.method === "notifications/tools/list_changed") session.catalog = null;
-    if (!res.writableEnded) res.write(sseMessage(JSON.stringify(m)));
+    if (!res.writableEnded) res.write(sseMessage(serialize(m)));
   }
 
   private sessionFor(server: string, req: IncomingMessage, identity: AgentIdentity): GatewaySession | undefined {
@@ -250,16 +247,10 @@ export class McpEndpoint {
     const limit = this.deps.config.edge.maxBodyBytes;
     const declared = Number(header(req, "content-length") ?? "0");
     if (declared > limit) throw new EdgeError("body_too_large");
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw new EdgeError("body_too_large");
-      chunks.push(chunk as Buffer);
-    }
+    const body = await readBody(req, limit);
     let value: unknown;
     try {
-      value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      value = JSON.parse(body);
     } catch {
       throw new EdgeError("parse_error");
     }
@@ -286,6 +277,26 @@ export class McpEndpoint {
     }
     this.refuse(res, new EdgeError("upstream_failed", err instanceof UpstreamError ? err.code : undefined));
   }
+}
+
+/** Collects the body with events rather than an async iterator: this runs for every request. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new EdgeError("body_too_large"));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { JsonRpcMessage, JsonRpcResponse } from "./jsonrpc.js";
+import { serialize, type JsonRpcMessage, type JsonRpcResponse } from "./jsonrpc.js";
 import { sseMessage } from "./sse.js";
 
 /**
@@ -33,13 +33,13 @@ export class Responder {
         "x-accel-buffering": "no",
       });
     }
-    this.res.write(sseMessage(JSON.stringify(message)));
+    this.res.write(sseMessage(serialize(message)));
   }
 
   /** The final response; ends the HTTP exchange. */
   final(message: JsonRpcResponse, status = 200): void {
     if (this.closed) return;
-    const body = JSON.stringify(message);
+    const body = serialize(message);
     if (this.streaming) {
       this.res.end(sseMessage(body));
       return;

@@ -1,6 +1,6 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
-import { classify, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
+import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
 import { SseParser } from "./sse.js";
 import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
 
@@ -157,15 +157,6 @@ export class HttpUpstreamConnection implements UpstreamConnection {
         if (!done) reject(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
       });
     });
-  }
-}
-
-function parseMessage(text: string): JsonRpcMessage | null {
-  try {
-    const c = classify(JSON.parse(text));
-    return c.ok ? c.parsed.message : null;
-  } catch {
-    return null;
   }
 }
 
