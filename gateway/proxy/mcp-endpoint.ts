@@ -111,7 +111,11 @@ export class McpEndpoint {
     const abort = new AbortController();
     let state: "open" | "unsupported";
     try {
-      state = await session.upstream.listen((m) => this.onServerMessage(session, res, m), abort.signal);
+      state = await session.upstream.listen(
+        (m) => this.onServerMessage(session, res, m),
+        abort.signal,
+        () => res.end(),
+      );
     } catch (err) {
       return this.refuse(res, new EdgeError("upstream_failed", (err as Error).message));
     }

@@ -67,13 +67,18 @@ export class SessionStore {
     const s = this.sessions.get(id);
     if (!s) return;
     this.sessions.delete(id);
-    s.closeStream?.();
-    await s.upstream.close();
+    // Ending a session must never take the gateway down: the upstream side is best effort.
+    try {
+      s.closeStream?.();
+    } catch {
+      // the client stream is already gone
+    }
+    await s.upstream.close().catch(() => undefined);
   }
 
   /** Ends sessions idle for longer than the timeout; runs on an unref'd timer. */
   startSweeping(intervalMs = 15_000): void {
-    this.sweeper = setInterval(() => void this.sweep(), intervalMs);
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), intervalMs);
     this.sweeper.unref();
   }
 

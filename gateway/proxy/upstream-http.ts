@@ -11,19 +11,22 @@ import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./u
  */
 export class HttpUpstreamPool {
   readonly pool: Pool;
+  /** Server→client streams live as long as their sessions, so they get connections of their own. */
+  readonly streams: Pool;
   readonly path: string;
   constructor(
     readonly url: URL,
     readonly staticHeaders: Readonly<Record<string, string>>,
   ) {
     this.pool = new Pool(url.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.streams = new Pool(url.origin, { connections: null, pipelining: 1, bodyTimeout: 0 });
     this.path = url.pathname + url.search;
   }
   connect(): HttpUpstreamConnection {
     return new HttpUpstreamConnection(this);
   }
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.streams.destroy()]);
   }
 }
 
@@ -72,8 +75,8 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     if (res.statusCode >= 300) throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}`);
   }
 
-  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal): Promise<"open" | "unsupported"> {
-    const res = await this.upstream.pool
+  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
+    const res = await this.upstream.streams
       .request({ path: this.upstream.path, method: "GET", headers: this.headers("text/event-stream"), signal })
       .catch((err: unknown) => {
         throw toUpstreamError(err);
@@ -87,7 +90,8 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       if (m) onMessage(m);
     });
     res.body.on("data", (chunk: Buffer) => parser.push(chunk));
-    res.body.on("error", () => undefined); // aborted by signal: nothing to report
+    res.body.on("error", onEnd); // also when our own signal aborted it
+    res.body.on("end", onEnd);
     return "open";
   }
 

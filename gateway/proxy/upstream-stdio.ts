@@ -21,7 +21,10 @@ export class StdioUpstreamConnection implements UpstreamConnection {
   private transport: StdioClientTransport | null = null;
   private readonly pending = new Map<JsonRpcId, Pending>();
   private listener: ((m: JsonRpcMessage) => void) | null = null;
+  private onListenEnd: (() => void) | null = null;
   private closed = false;
+  /** The process ended on its own: the session cannot continue, so the client must re-initialize. */
+  private exited = false;
 
   constructor(
     private readonly config: StdioUpstreamConfig,
@@ -38,7 +41,11 @@ export class StdioUpstreamConnection implements UpstreamConnection {
     });
     transport.onmessage = (m) => this.route(m as JsonRpcMessage);
     transport.onerror = (err) => this.log(`stdio upstream error: ${err.message}`);
-    transport.onclose = () => this.failAll(new UpstreamError("upstream_closed", "upstream process exited"));
+    transport.onclose = () => {
+      this.exited = true;
+      this.failAll(new UpstreamError("upstream_closed", "upstream process exited"));
+      this.onListenEnd?.();
+    };
     transport.stderr?.on("data", (chunk: Buffer) => this.log(`stdio upstream stderr: ${chunk.toString().trimEnd()}`));
     this.transport = transport;
     try {
@@ -51,6 +58,7 @@ export class StdioUpstreamConnection implements UpstreamConnection {
 
   request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     const transport = this.transport;
+    if (this.exited) return Promise.reject(new UpstreamError("upstream_session_lost", "upstream process exited"));
     if (!transport || this.closed) return Promise.reject(new UpstreamError("upstream_closed", "upstream process is not running"));
     return new Promise<JsonRpcResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -80,8 +88,13 @@ export class StdioUpstreamConnection implements UpstreamConnection {
     await this.transport.send(message as JSONRPCMessage);
   }
 
-  async listen(onMessage: (m: JsonRpcMessage) => void): Promise<"open" | "unsupported"> {
+  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
     this.listener = onMessage;
+    this.onListenEnd = onEnd;
+    signal.addEventListener("abort", () => {
+      this.listener = null;
+      this.onListenEnd = null;
+    });
     return "open";
   }
 

@@ -15,8 +15,11 @@ export interface UpstreamConnection {
   request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse>;
   /** Sends a notification, or a response to a server→client request. */
   send(message: JsonRpcNotification | JsonRpcResponse): Promise<void>;
-  /** Opens the server→client stream. Resolves "unsupported" when the upstream has none. */
-  listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal): Promise<"open" | "unsupported">;
+  /**
+   * Opens the server→client stream. Resolves "unsupported" when the upstream has none; `onEnd`
+   * runs when the upstream ends an open stream.
+   */
+  listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported">;
   /** Ends the upstream session (DELETE for HTTP, terminating the process for stdio). */
   close(): Promise<void>;
 }
