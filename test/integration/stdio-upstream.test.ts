@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../../gateway/config/index.js";
+import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
+import { defaultBundle, freePort, repoRoot } from "../support/stack.js";
+
+const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+
+describe("stdio upstream that exits", function () {
+  this.timeout(30_000);
+  let gateway: RunningGateway;
+  let idp: FakeIdp;
+  let url: string;
+  before(async () => {
+    const { bundle, dir } = await defaultBundle();
+    const port = await freePort();
+    idp = await startFakeIdp({ audience: `http://127.0.0.1:${port}/mcp` });
+    const config = parseConfig(
+      {
+        listen: { host: "127.0.0.1", port },
+        auth: { issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp`, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
+        policy: { bundle, verificationKey: join(dir, "pub.pem") },
+        // Granted to admin by the default policy's "*" rules.
+        upstreams: { crashing: { command: process.execPath, args: [join(repoRoot, "dist/test/fakes/crashing-stdio-server.js")] } },
+        audit: { file: join(mkdtempSync(join(tmpdir(), "pc-stdio-")), "audit.jsonl") },
+      },
+      "stdio.yaml",
+    );
+    gateway = await startGateway(config, { log: () => undefined });
+    url = `${gateway.url}/mcp/crashing`;
+  });
+  after(async () => {
+    await gateway?.close();
+    await idp?.close();
+  });
+
+  it("answers the call in flight with an upstream error, then 404 so the client re-initializes", async () => {
+    const auth = { authorization: `Bearer ${idp.mint({ sub: "root", roles: ["admin"], scope: "mcp:tools" })}`, "content-type": "application/json" };
+    const init = await fetch(url, { method: "POST", headers: auth, body: JSON.stringify(INIT) });
+    assert.equal(init.status, 200);
+    const sid = init.headers.get("mcp-session-id")!;
+    const call = await fetch(url, {
+      method: "POST",
+      headers: { ...auth, "mcp-session-id": sid },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: {} } }),
+    });
+    const answer = (await call.json()) as { error?: { code: number; data?: { code?: string } } };
+    assert.equal(answer.error?.code, -32603);
+    assert.equal(answer.error?.data?.code, "upstream_closed");
+    const next = await fetch(url, {
+      method: "POST",
+      headers: { ...auth, "mcp-session-id": sid },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/list", params: {} }),
+    });
+    assert.equal(next.status, 404);
+  });
+});
