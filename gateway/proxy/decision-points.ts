@@ -44,8 +44,17 @@ export class DecisionPoints {
     const list = LISTS[method];
     if (list) return this.list(ctx, list);
     // Protocol plumbing (ping, completion, logging level, …) carries no decision point.
-    const answer = await this.forward(ctx);
-    ctx.responder.final(answer);
+    ctx.responder.final(await this.forwardOrError(ctx));
+  }
+
+  /** Forwards without a decision; an upstream failure becomes the documented upstream_failed error. */
+  private async forwardOrError(ctx: RequestContext): Promise<JsonRpcResponse> {
+    try {
+      return await this.forward(ctx);
+    } catch (err) {
+      if (!(err instanceof UpstreamError) || err.code === "upstream_session_lost") throw err;
+      return rpcError(ctx.request.id, RpcCode.InternalError, EDGE_ERRORS.upstream_failed.message, { code: err.code });
+    }
   }
 
   private async toolCall(ctx: RequestContext): Promise<void> {
@@ -108,7 +117,7 @@ export class DecisionPoints {
 
   /** Forwards a list request, then keeps only the items policy lets this agent see. */
   private async list(ctx: RequestContext, kind: ListKind): Promise<void> {
-    const answer = await this.forward(ctx);
+    const answer = await this.forwardOrError(ctx);
     const items = answer.result?.[kind.field];
     if (answer.error || !Array.isArray(items)) return ctx.responder.final(answer);
 

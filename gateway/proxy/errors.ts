@@ -18,7 +18,8 @@ export const EDGE_ERRORS = {
   method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: "Method not allowed" },
   stream_conflict: { status: 409, rpc: RpcCode.InvalidRequest, message: "A stream is already open for this session" },
   upstream_failed: { status: 502, rpc: RpcCode.InternalError, message: "Upstream MCP server failed" },
-  audit_unavailable: { status: 503, rpc: RpcCode.InternalError, message: "Audit log unavailable; request refused" },
+  // Answered in band (HTTP 200): the request was valid, the gateway cannot put it on record.
+  audit_unavailable: { status: 200, rpc: RpcCode.InternalError, message: "Audit log unavailable; request refused" },
 } as const;
 
 export type EdgeErrorCode = keyof typeof EDGE_ERRORS;

@@ -58,22 +58,28 @@ export class McpEndpoint {
       // 1 edge: Origin, media type, size, JSON-RPC shape, protocol version.
       this.checkOrigin(req);
       parsed = await this.readMessage(req);
-      this.checkProtocolVersion(req);
     } catch (err) {
       return this.refuse(res, err);
+    }
+    const id = parsed.kind === "request" ? parsed.message.id : null;
+    try {
+      this.checkProtocolVersion(req);
+    } catch (err) {
+      return this.refuse(res, err, id);
     }
     // 2 identity: every request is authenticated; a session is never a credential.
     const identity = await this.authenticate(server, req, res, parsed);
     if (!identity) return;
 
     const sessionId = header(req, "mcp-session-id");
-    if (parsed.kind === "request" && parsed.message.method === "initialize" && !sessionId) {
-      return this.initialize(server, identity, parsed.message, res);
-    }
-    if (!sessionId) return this.refuse(res, new EdgeError("session_required"));
+    const isInitialize = parsed.kind === "request" && parsed.message.method === "initialize";
+    if (isInitialize && !sessionId) return this.initialize(server, identity, parsed.message as JsonRpcRequest, res);
+    // A second initialize would renegotiate behind the session's back.
+    if (isInitialize) return this.refuse(res, new EdgeError("invalid_request", "session already initialized"), id);
+    if (!sessionId) return this.refuse(res, new EdgeError("session_required"), id);
     // 3 session: bound to its creator; another subject learns nothing, not even that it exists.
     const session = this.sessions.lookup(sessionId, ownerOf(identity.iss, identity.sub));
-    if (!session || session.server !== server) return this.refuse(res, new EdgeError("session_not_found"));
+    if (!session || session.server !== server) return this.refuse(res, new EdgeError("session_not_found"), id);
 
     if (parsed.kind !== "request") {
       // Notifications and answers to server→client requests carry no decision point.
@@ -109,6 +115,8 @@ export class McpEndpoint {
     if (session.closeStream) return this.refuse(res, new EdgeError("stream_conflict"));
 
     const abort = new AbortController();
+    // Claim the slot before awaiting the upstream, so a concurrent GET sees the conflict.
+    session.closeStream = () => abort.abort();
     let state: "open" | "unsupported";
     try {
       state = await session.upstream.listen(
@@ -117,9 +125,14 @@ export class McpEndpoint {
         () => res.end(),
       );
     } catch (err) {
+      session.closeStream = null;
       return this.refuse(res, new EdgeError("upstream_failed", (err as Error).message));
     }
-    if (state === "unsupported") return this.refuse(res, new EdgeError("method_not_allowed"));
+    if (state === "unsupported") {
+      session.closeStream = null;
+      res.setHeader("allow", "POST, DELETE");
+      return this.refuse(res, new EdgeError("method_not_allowed"));
+    }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
     res.flushHeaders();
     session.closeStream = () => {

@@ -5,6 +5,7 @@ import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, Js
 import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
 
 interface Pending {
+  clientId: JsonRpcId;
   resolve: (r: JsonRpcResponse) => void;
   reject: (e: Error) => void;
   onMessage?: (m: JsonRpcMessage) => void;
@@ -19,7 +20,8 @@ interface Pending {
  */
 export class StdioUpstreamConnection implements UpstreamConnection {
   private transport: StdioClientTransport | null = null;
-  private readonly pending = new Map<JsonRpcId, Pending>();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
   private listener: ((m: JsonRpcMessage) => void) | null = null;
   private onListenEnd: (() => void) | null = null;
   private closed = false;
@@ -60,24 +62,28 @@ export class StdioUpstreamConnection implements UpstreamConnection {
     const transport = this.transport;
     if (this.exited) return Promise.reject(new UpstreamError("upstream_session_lost", "upstream process exited"));
     if (!transport || this.closed) return Promise.reject(new UpstreamError("upstream_closed", "upstream process is not running"));
+    // One process serves the client's requests and the gateway's own (catalog listing) on one
+    // pipe: every request gets an id of this connection, so two requests can never share one and
+    // an answer can only reach the request it belongs to. The client's id is restored on the answer.
+    const upstreamId = this.nextId++;
     return new Promise<JsonRpcResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(request.id);
+        this.pending.delete(upstreamId);
         reject(new UpstreamError("upstream_timeout", "upstream did not answer in time"));
       }, opts.timeoutMs);
       const meta = request.params?._meta as Record<string, unknown> | undefined;
-      this.pending.set(request.id, { resolve, reject, onMessage: opts.onMessage, progressToken: meta?.progressToken, timer });
+      this.pending.set(upstreamId, { clientId: request.id, resolve, reject, onMessage: opts.onMessage, progressToken: meta?.progressToken, timer });
       opts.signal?.addEventListener("abort", () => {
-        const p = this.pending.get(request.id);
+        const p = this.pending.get(upstreamId);
         if (!p) return;
         clearTimeout(p.timer);
-        this.pending.delete(request.id);
-        void this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: request.id, reason: "client disconnected" } }).catch(() => undefined);
+        this.pending.delete(upstreamId);
+        void this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: request.id, reason: "request aborted" } }).catch(() => undefined);
         reject(new UpstreamError("upstream_closed", "request aborted"));
       });
-      transport.send(request as JSONRPCMessage).catch((err: Error) => {
+      transport.send({ ...request, id: upstreamId } as JSONRPCMessage).catch((err: Error) => {
         clearTimeout(timer);
-        this.pending.delete(request.id);
+        this.pending.delete(upstreamId);
         reject(new UpstreamError("upstream_unreachable", err.message));
       });
     });
@@ -85,7 +91,17 @@ export class StdioUpstreamConnection implements UpstreamConnection {
 
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
     if (!this.transport || this.closed) throw new UpstreamError("upstream_closed", "upstream process is not running");
-    await this.transport.send(message as JSONRPCMessage);
+    await this.transport.send(this.translateCancellation(message) as JSONRPCMessage);
+  }
+
+  /** A client cancels by its own request id; the upstream knows the request by ours. */
+  private translateCancellation(message: JsonRpcNotification | JsonRpcResponse): JsonRpcNotification | JsonRpcResponse {
+    if (!("method" in message) || message.method !== "notifications/cancelled") return message;
+    const clientId = message.params?.requestId;
+    for (const [upstreamId, p] of this.pending) {
+      if (p.clientId === clientId) return { ...message, params: { ...message.params, requestId: upstreamId } };
+    }
+    return message;
   }
 
   async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
@@ -108,11 +124,11 @@ export class StdioUpstreamConnection implements UpstreamConnection {
   private route(m: JsonRpcMessage): void {
     if (!("method" in m)) {
       const id = (m as JsonRpcResponse).id;
-      const p = id === null ? undefined : this.pending.get(id);
-      if (p && id !== null) {
+      const p = typeof id === "number" ? this.pending.get(id) : undefined;
+      if (p && typeof id === "number") {
         clearTimeout(p.timer);
         this.pending.delete(id);
-        p.resolve(m as JsonRpcResponse);
+        p.resolve({ ...(m as JsonRpcResponse), id: p.clientId });
       }
       return;
     }

@@ -9,7 +9,7 @@ import { defaultBundle, freePort, repoRoot } from "../support/stack.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
 
-describe("stdio upstream that exits", function () {
+describe("stdio upstream", function () {
   this.timeout(30_000);
   let gateway: RunningGateway;
   let idp: FakeIdp;
@@ -24,7 +24,7 @@ describe("stdio upstream that exits", function () {
         auth: { issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp`, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
         policy: { bundle, verificationKey: join(dir, "pub.pem") },
         // Granted to admin by the default policy's "*" rules.
-        upstreams: { crashing: { command: process.execPath, args: [join(repoRoot, "dist/test/fakes/crashing-stdio-server.js")] } },
+        upstreams: { crashing: { command: process.execPath, args: [join(repoRoot, "dist/test/fakes/scripted-stdio-server.js")] } },
         audit: { file: join(mkdtempSync(join(tmpdir(), "pc-stdio-")), "audit.jsonl") },
       },
       "stdio.yaml",
@@ -37,15 +37,38 @@ describe("stdio upstream that exits", function () {
     await idp?.close();
   });
 
-  it("answers the call in flight with an upstream error, then 404 so the client re-initializes", async () => {
+  const session = async () => {
     const auth = { authorization: `Bearer ${idp.mint({ sub: "root", roles: ["admin"], scope: "mcp:tools" })}`, "content-type": "application/json" };
     const init = await fetch(url, { method: "POST", headers: auth, body: JSON.stringify(INIT) });
     assert.equal(init.status, 200);
-    const sid = init.headers.get("mcp-session-id")!;
+    return { auth, sid: init.headers.get("mcp-session-id")! };
+  };
+  const rpc = async (s: { auth: Record<string, string>; sid: string }, body: unknown) => {
+    const res = await fetch(url, { method: "POST", headers: { ...s.auth, "mcp-session-id": s.sid }, body: JSON.stringify(body) });
+    return (await res.json()) as { id: unknown; result?: Record<string, unknown>; error?: { code: number } };
+  };
+
+  it("never lets a client id collide with the gateway's own requests on the shared pipe", async () => {
+    const s = await session();
+    // The first call makes the gateway list the upstream's tools itself (50 ms); meanwhile the
+    // client sends requests whose ids look like the gateway's and like each other.
+    const [call, ping, ping2] = await Promise.all([
+      rpc(s, { jsonrpc: "2.0", id: "portcullis:catalog:0", method: "tools/call", params: { name: "whoami", arguments: {} } }),
+      rpc(s, { jsonrpc: "2.0", id: "portcullis:catalog:0", method: "ping" }),
+      rpc(s, { jsonrpc: "2.0", id: 1, method: "ping" }),
+    ]);
+    assert.equal(call.id, "portcullis:catalog:0");
+    assert.match(JSON.stringify(call.result), /upstream saw id \d+/);
+    assert.deepEqual(ping, { jsonrpc: "2.0", id: "portcullis:catalog:0", result: {} });
+    assert.deepEqual(ping2, { jsonrpc: "2.0", id: 1, result: {} });
+  });
+
+  it("answers the call in flight with an upstream error, then 404 so the client re-initializes", async () => {
+    const { auth, sid } = await session();
     const call = await fetch(url, {
       method: "POST",
       headers: { ...auth, "mcp-session-id": sid },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: {} } }),
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "crash", arguments: {} } }),
     });
     const answer = (await call.json()) as { error?: { code: number; data?: { code?: string } } };
     assert.equal(answer.error?.code, -32603);
