@@ -2,15 +2,8 @@ import { createHash } from "node:crypto";
 import { canonicalJsonOfValue } from "./canonical-json.js";
 import type { PolicyAgent, PolicyInput, PolicyRequest, PolicyTool } from "./types.js";
 
-/** The identity fields policy sees (structurally what gateway/auth produces; extra fields are dropped). */
-export interface PolicyIdentity {
-  sub: string;
-  iss: string;
-  client_id: string | null;
-  scopes: string[];
-  roles: string[];
-  claims: Record<string, unknown>;
-}
+/** The identity fields policy sees: what gateway/auth produces, structurally (extra fields are dropped). */
+export type PolicyIdentity = PolicyAgent;
 
 /** An MCP tool definition as an upstream lists it; schema fields are untrusted and checked here. */
 export interface McpToolDefinition {

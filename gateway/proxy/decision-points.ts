@@ -64,27 +64,16 @@ export class DecisionPoints {
     if (typeof name !== "string" || name.length === 0 || !isPlainObject(args)) {
       return ctx.responder.final(rpcError(ctx.request.id, RpcCode.InvalidParams, "tools/call needs params.name (string) and params.arguments (object)"));
     }
-    const record = this.open(ctx);
-    let outcome: AuditOutcome = "error";
-    let answer: JsonRpcResponse;
-    try {
+    await this.audited(ctx, async (record) => {
       const tool = ctx.session.catalog?.get(name) ?? (await this.lookupTool(ctx, name));
       const input = this.input(ctx, "tools/call", { tool: name, arguments: args }, tool);
       const decided = this.decide(input, record);
-      if (!decided.decision.allow || !tool) {
-        // A tool the agent may not see is answered exactly like one that does not exist.
-        const visible = tool !== null && this.isVisible(ctx, "tools/list", { tool: name }, tool);
-        outcome = "denied";
-        if (!tool) record.fail("unknown_tool", `no tool "${name}" on server ${ctx.session.server}`);
-        answer = visible ? this.denied(ctx, record, decided) : unknownTool(ctx.request, name);
-      } else {
-        answer = await this.forwardAudited(ctx, record, true);
-        outcome = "allowed";
-      }
-    } catch (err) {
-      answer = this.failure(ctx, record, err);
-    }
-    await this.finish(ctx, record, outcome, answer);
+      if (decided.decision.allow && tool) return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, true) };
+      // A tool the agent may not see is answered exactly like one that does not exist.
+      const visible = tool !== null && this.isVisible(ctx, "tools/list", { tool: name }, tool);
+      if (!tool) record.fail("unknown_tool", `no tool "${name}" on server ${ctx.session.server}`);
+      return { outcome: "denied", answer: visible ? this.denied(ctx, record, decided) : unknownTool(ctx.request, name) };
+    });
   }
 
   private async gatedRead(ctx: RequestContext, method: "resources/read" | "prompts/get"): Promise<void> {
@@ -94,21 +83,27 @@ export class DecisionPoints {
     if (typeof target !== "string" || (args !== null && !isPlainObject(args))) {
       return ctx.responder.final(rpcError(ctx.request.id, RpcCode.InvalidParams, `${ctx.request.method} needs params.${method === "resources/read" ? "uri" : "name"} (string)`));
     }
+    await this.audited(ctx, async (record) => {
+      const fields = method === "resources/read" ? { resource: target } : { prompt: target, arguments: args as Record<string, unknown> | null };
+      const decided = this.decide(this.input(ctx, method, fields, null), record);
+      if (decided.decision.allow) return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, false) };
+      const denial = rpcError(ctx.request.id, RpcCode.InvalidParams, decided.decision.message ?? "denied by policy", {
+        [DENIAL_META_KEY]: { decision_id: record.decisionId },
+      });
+      return { outcome: "denied", answer: denial };
+    });
+  }
+
+  /**
+   * One decision point's record: opened before the decision, finished exactly once whatever
+   * happens (STYLE.md pattern 9), and on record before the agent gets its answer.
+   */
+  private async audited(ctx: RequestContext, body: (record: AuditRecord) => Promise<{ outcome: AuditOutcome; answer: JsonRpcResponse }>): Promise<void> {
     const record = this.open(ctx);
     let outcome: AuditOutcome = "error";
     let answer: JsonRpcResponse;
     try {
-      const fields = method === "resources/read" ? { resource: target } : { prompt: target, arguments: args as Record<string, unknown> | null };
-      const decided = this.decide(this.input(ctx, method, fields, null), record);
-      if (!decided.decision.allow) {
-        outcome = "denied";
-        answer = rpcError(ctx.request.id, RpcCode.InvalidParams, decided.decision.message ?? "denied by policy", {
-          [DENIAL_META_KEY]: { decision_id: record.decisionId },
-        });
-      } else {
-        answer = await this.forwardAudited(ctx, record, false);
-        outcome = "allowed";
-      }
+      ({ outcome, answer } = await body(record));
     } catch (err) {
       answer = this.failure(ctx, record, err);
     }
