@@ -4,7 +4,7 @@
 # use, mode 0600, never committed). Rebuilds only when a file in policies/ (or the key) is newer than the bundle;
 # FORCE=1 rebuilds anyway.
 #
-# Environment: OPA (.tools/bin/opa), TOOLS_DIR (<repo>/.tools), FORCE.
+# Environment: OPA (.tools/bin/opa), TOOLS_DIR (<repo>/.tools), FORCE, POLICIES (policies), OUT (the bundle).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,14 +14,18 @@ OPA=${OPA:-$TOOLS_DIR/bin/opa}
 DEV_DIR=$TOOLS_DIR/dev
 KEY=$DEV_DIR/bundle-signing.key.pem
 PUB=$DEV_DIR/bundle-signing.pub.pem
-POLICIES=policies
-OUT=bundles/build/mcp-authz.tar.gz
+POLICIES=${POLICIES:-policies}
+OUT=${OUT:-bundles/build/mcp-authz.tar.gz}
+# Only the builtins the gateway can evaluate under wasm (scripts/capabilities.mjs): a policy calling
+# any other fails here, not at request time.
+CAPABILITIES=bundles/capabilities.json
 ENTRYPOINT=mcp/authz/decision
 
 die() { echo "bundle: error: $*" >&2; exit 1; }
 
 [[ -x $OPA ]] || die "$OPA not found: run 'make tools'"
 [[ -d $POLICIES ]] || die "no $POLICIES/ folder"
+[[ -f $CAPABILITIES ]] || die "no $CAPABILITIES"
 find "$POLICIES" -name '*.rego' ! -name '*_test.rego' -print -quit | grep -q . || die "no *.rego policy in $POLICIES/"
 
 # 1. Development signing key pair (RSA 2048; PKCS#8 private key, SPKI public key), generated with node:crypto.
@@ -48,7 +52,7 @@ fi
 
 # 2. Rebuild only when something changed.
 if [[ -z ${FORCE:-} && -f $OUT ]] &&
-  [[ -z $(find "$POLICIES" "$KEY" "$PUB" -newer "$OUT" -print -quit) ]]; then
+  [[ -z $(find "$POLICIES" "$CAPABILITIES" "$KEY" "$PUB" -newer "$OUT" -print -quit) ]]; then
   echo "bundle: $OUT is up to date"
   exit 0
 fi
@@ -56,7 +60,7 @@ fi
 REV=$(git describe --always --dirty 2>/dev/null || echo dev)
 mkdir -p "$(dirname "$OUT")"
 rm -f "$OUT.tmp"
-"$OPA" build -b "$POLICIES/" -t wasm -e "$ENTRYPOINT" --ignore '*_test.rego' \
+"$OPA" build -b "$POLICIES/" -t wasm -e "$ENTRYPOINT" --ignore '*_test.rego' --capabilities "$CAPABILITIES" \
   --signing-key "$KEY" --signing-alg RS256 -r "$REV" -o "$OUT.tmp"
 mv -f "$OUT.tmp" "$OUT"
 echo "bundle: built $OUT (revision $REV, $(wc -c <"$OUT") bytes, signed with ${KEY#"$ROOT"/})"

@@ -3,7 +3,7 @@ import type { Decision, DecisionOutcome, RateLimitSpec } from "./types.js";
 /** What toDecision returns: the decision, plus the error when the gateway denied on its own. */
 export type ConvertedDecision = Pick<DecisionOutcome, "decision" | "error">;
 
-const DECISION_KEYS = new Set(["allow", "reasons", "message", "rate_limit", "mask"]);
+const DECISION_KEYS = new Set(["allow", "reasons", "message", "rate_limit", "mask", "required_scopes"]);
 const RATE_LIMIT_KEYS = new Set(["key", "limit", "window_seconds"]);
 
 /**
@@ -50,6 +50,13 @@ export function toDecision(raw: unknown): ConvertedDecision {
       return failure("policy_malformed", reason);
     }
     decision.mask = obj.mask;
+  }
+  if (obj.required_scopes !== undefined) {
+    // RFC 6750 §3 scope-token: it goes into a WWW-Authenticate header, so nothing else may pass.
+    if (!isStringArray(obj.required_scopes) || obj.required_scopes.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
+      return failure("policy_malformed", "decision.required_scopes must be an array of OAuth scope tokens");
+    }
+    decision.required_scopes = obj.required_scopes;
   }
   return { decision };
 }

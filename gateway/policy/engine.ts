@@ -2,8 +2,9 @@ import { createRequire } from "node:module";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type * as OpaWasm from "@open-policy-agent/opa-wasm";
 import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
-import type { Clock } from "../shared/clock.js";
+import { systemClock, type Clock } from "../shared/clock.js";
 import type { LoadedBundle } from "./bundle.js";
+import { createHostBuiltins, DecisionTime, type HostBuiltin } from "./builtins.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
 import { failure, toDecision, type ConvertedDecision } from "./decision.js";
 import { BundleError } from "./errors.js";
@@ -35,6 +36,8 @@ export interface WasmPolicyEngineOptions {
   memory?: WasmMemoryLimits;
   /** Monotonic time for latency measurement. */
   clock?: Pick<Clock, "monotonicNs">;
+  /** Wall time for time.now_ns() when an input carries no request.time (normally it does). */
+  wallClock?: Pick<Clock, "now">;
 }
 
 const DEFAULT_MEMORY: WasmMemoryLimits = { initial: 5, maximum: 2048 }; // 320 KiB, capped at 128 MiB
@@ -52,6 +55,9 @@ export class WasmPolicyEngine implements PolicyEngine {
   readonly revision: string;
   private policy: LoadedPolicy | undefined;
   private rebuildCount = 0;
+  // time.now_ns() and the other host builtins (builtins.ts); begin() is called per decision.
+  private readonly time: DecisionTime;
+  private readonly builtins: Record<string, HostBuiltin>;
 
   private constructor(
     private readonly bundle: LoadedBundle,
@@ -59,9 +65,12 @@ export class WasmPolicyEngine implements PolicyEngine {
     private readonly memory: WasmMemoryLimits,
     private readonly clock: Pick<Clock, "monotonicNs">,
     policy: LoadedPolicy,
+    hostBuiltins: { time: DecisionTime; builtins: Record<string, HostBuiltin> },
   ) {
     this.revision = bundle.revision;
     this.policy = policy;
+    this.time = hostBuiltins.time;
+    this.builtins = hostBuiltins.builtins;
   }
 
   /** create compiles the bundle's module, instantiates it and loads the bundle data. */
@@ -69,9 +78,11 @@ export class WasmPolicyEngine implements PolicyEngine {
     const memory = opts.memory ?? DEFAULT_MEMORY;
     let module: WasmModule;
     let policy: LoadedPolicy;
+    const time = new DecisionTime(opts.wallClock?.now ?? systemClock.now);
+    const builtins = createHostBuiltins(time);
     try {
       module = await WebAssembly.compile(bundle.wasm);
-      policy = await loadPolicy(module, { ...memory });
+      policy = await loadPolicy(module, { ...memory }, builtins);
       // The SDK never reads data.json itself.
       policy.setData(bundle.data as object);
     } catch (err) {
@@ -81,7 +92,7 @@ export class WasmPolicyEngine implements PolicyEngine {
       });
     }
     checkEntrypoint(policy, bundle.path);
-    return new WasmPolicyEngine(bundle, module, memory, opts.clock ?? defaultClock, policy);
+    return new WasmPolicyEngine(bundle, module, memory, opts.clock ?? defaultClock, policy, { time, builtins });
   }
 
   decide(input: PolicyInput): DecisionOutcome {
@@ -120,6 +131,7 @@ export class WasmPolicyEngine implements PolicyEngine {
     const json = serializeInput(input);
     const policy = this.policy ?? this.rebuild();
     if (policy === undefined) throw new Error("the policy instance is unavailable after a failed rebuild");
+    this.time.begin(input);
     // By name, never by id: id 0 is merely the first -e given to opa build.
     return policy.evaluate(json, DECISION_ENTRYPOINT);
   }
@@ -129,7 +141,7 @@ export class WasmPolicyEngine implements PolicyEngine {
     this.policy = undefined;
     this.rebuildCount++;
     try {
-      const policy = loadPolicySync(this.module, { ...this.memory });
+      const policy = loadPolicySync(this.module, { ...this.memory }, this.builtins);
       policy.setData(this.bundle.data as object);
       this.policy = policy;
     } catch {

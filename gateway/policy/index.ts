@@ -34,3 +34,12 @@ export { canonicalJson, canonicalJsonOfValue } from "./canonical-json.js";
 export { toDecision, type ConvertedDecision } from "./decision.js";
 export { WasmPolicyEngine, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
 export { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";
+export { createHostBuiltins, DecisionTime, HOST_BUILTIN_NAMES, type HostBuiltin } from "./builtins.js";
+export { admittedBuiltins, SDK_BUILTINS, WASM_NATIVE_BUILTINS } from "./capabilities.js";
+// Bundle lifecycle (issue 3): signing, hot reload, shadow evaluation, replay.
+export { signBundleFiles, type SignOptions } from "./signer.js";
+export { writeTarGz } from "./tar-write.js";
+export { BundleReloader, type BundleReloaderOptions, type ReloaderStatus, type ReloadRefusal, type ReloadResult, type ReloadTrigger } from "./reloader.js";
+export { ShadowingEngine } from "./shadow.js";
+export type { ShadowOutcome } from "./types.js";
+export { replayDecisions, replayFails, type FailOn, type ReplayChange, type ReplayReport, type Tally, type Verdict } from "./replay.js";

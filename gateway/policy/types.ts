@@ -65,6 +65,12 @@ export interface Decision {
   message?: string;
   rate_limit?: RateLimitSpec;
   mask?: string[];
+  /**
+   * Scopes the request needs. On a deny of tools/call, resources/read or prompts/get whose token
+   * lacks one of them, the gateway answers 403 insufficient_scope naming them, so the client can
+   * step up (MCP authorization, scope challenges). Name them only when re-consent can fix the deny.
+   */
+  required_scopes?: string[];
 }
 
 /** Why a decision is a deny that the policy did not ask for (fail closed). */
@@ -83,6 +89,18 @@ export interface DecisionOutcome {
   revision: string;
   /** Wall time spent in evaluation, milliseconds. */
   elapsedMs: number;
+  /** Set in shadow mode (policy.shadow): the candidate's answer, audited, never enforced. */
+  shadow?: ShadowOutcome;
+}
+
+/** What a shadow (candidate) bundle decided for the same input. */
+export interface ShadowOutcome {
+  revision: string;
+  allow: boolean;
+  /** The candidate's allow differs from the live one's. */
+  differs: boolean;
+  /** Set when the candidate failed (its fail-closed error code). */
+  error?: string;
 }
 
 /** The one decision seam: the proxy never touches wasm, and tests use a fake engine. */

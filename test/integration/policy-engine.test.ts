@@ -78,12 +78,21 @@ describe("WasmPolicyEngine failure modes (fail closed)", function () {
     assert.equal(engine.decide(input({ a: true })).decision.allow, true, "the instance keeps working");
   });
 
-  it("denies when evaluation throws a plain object (a builtin the SDK lacks)", async () => {
-    const engine = await WasmPolicyEngine.create(await bundleOf("builtin", 'package mcp.authz\n\ndecision := {"allow": time.now_ns() > 0}\n'));
+  it("denies when evaluation throws a plain object (a builtin neither the SDK nor the gateway has)", async () => {
+    const engine = await WasmPolicyEngine.create(await bundleOf("builtin", 'package mcp.authz\n\ndecision := {"allow": semver.is_valid("1.0.0")}\n'));
     const outcome = engine.decide(input());
     assert.equal(outcome.decision.allow, false);
     assert.equal(outcome.error?.code, "policy_eval_error");
-    assert.match(outcome.error?.message ?? "", /not implemented: built-in function .*time\.now_ns/);
+    assert.match(outcome.error?.message ?? "", /not implemented: built-in function .*semver\.is_valid/);
+  });
+
+  it("evaluates host builtins, time.now_ns() being the request's time", async () => {
+    const rego =
+      'package mcp.authz\n\ndecision := {"allow": true, "reasons": [json.marshal(time.now_ns()), time.weekday(time.now_ns())]}\n';
+    const engine = await WasmPolicyEngine.create(await bundleOf("host-builtins", rego));
+    const outcome = engine.decide(input());
+    assert.equal(outcome.error, undefined);
+    assert.deepEqual(outcome.decision.reasons, ["1795514400000000000", "Tuesday"]);
   });
 
   describe("memory limits", () => {

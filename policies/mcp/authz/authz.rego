@@ -9,6 +9,9 @@
 #   in data.portcullis (policies/data.json).
 package mcp.authz
 
+import data.mcp.constraints
+import data.mcp.context
+
 cfg := data.portcullis
 
 # METADATA
@@ -19,6 +22,7 @@ decision := object.union_n([
 	message_field,
 	rate_limit_field,
 	mask_field,
+	required_scopes_field,
 ])
 
 # The request's row in data.portcullis.methods: its family (tools, resources, prompts), the
@@ -38,7 +42,7 @@ arguments := input.request.arguments if is_object(input.request.arguments)
 default allow := false
 
 allow if {
-	count(granting_roles) > 0
+	count(active_roles) > 0
 	count(deny_reasons) == 0
 }
 
@@ -52,6 +56,9 @@ granting_roles contains role if {
 	pattern in {"*", item_name}
 }
 
+# Granting roles that no time window, source network or annotation rule holds back (mcp.context).
+active_roles := granting_roles - {role | some [role, _] in context.role_restrictions}
+
 # ------------------------------------------------------------------ reasons (audited, never shown)
 
 reasons := sort(grant_reasons) if allow
@@ -59,7 +66,7 @@ reasons := sort(grant_reasons) if allow
 reasons := sort(deny_reasons) if not allow
 
 grant_reasons contains concat("", ["role ", role, " grants ", method.item, " ", item_name, " on server ", input.request.server]) if {
-	some role in granting_roles
+	some role in active_roles
 }
 
 # The audit event records which method it was.
@@ -82,6 +89,18 @@ deny_reasons contains violation.reason if {
 	some violation in violations
 }
 
+# Why each granting role is held back, when none is left.
+deny_reasons contains reason if {
+	count(granting_roles) > 0
+	count(active_roles) == 0
+	some [role, reason] in context.role_restrictions
+	role in granting_roles
+}
+
+deny_reasons contains reason if {
+	some reason in context.agent_restrictions
+}
+
 valid_item_name if {
 	is_string(item_name)
 	item_name != ""
@@ -100,10 +119,11 @@ violations contains violation if {
 	}
 }
 
-path_within(path, root) if {
-	is_string(path)
-	startswith(path, root)
-	not ".." in split(path, "/")
+# The same test as the library's "path" constraint: no ".", "..", empty segment, "%", "\\" or NUL.
+path_within(path, root) := constraints.safe_path(path, root)
+
+violations contains violation if {
+	some violation in constraints.violations
 }
 
 # Shown to the agent only when a role grants the tool: an agent must not learn anything about a
@@ -113,6 +133,18 @@ default message_field := {}
 message_field := {"message": concat("; ", sort({v.message | some v in violations}))} if {
 	count(granting_roles) > 0
 	count(violations) > 0
+}
+
+# ------------------------------------------------------------------ scope challenge
+
+# A role grants the item but the token lacks the method's scope: re-consent can fix this deny, so
+# the decision names the scope and the gateway answers 403 insufficient_scope (calls only).
+# Only when a role grants the item: an agent must not learn anything about an item it may not see.
+default required_scopes_field := {}
+
+required_scopes_field := {"required_scopes": [method.scope]} if {
+	not method.scope in input.agent.scopes
+	count(granting_roles) > 0
 }
 
 # ------------------------------------------------------------------ rate limits
@@ -130,8 +162,14 @@ rate_limit_field := {"rate_limit": {
 	class := cfg.rate_limits.classes[rate_class]
 }
 
+# The tool's class on its server, else on any server ("*"), else the destructive class for a tool
+# the upstream marks destructive, else the default class.
 rate_class := class if {
 	class := cfg.rate_limits.tools[input.request.server][input.request.tool]
+} else := class if {
+	class := cfg.rate_limits.tools["*"][input.request.tool]
+} else := cfg.rate_limits.destructive_class if {
+	context.destructive_tool
 } else := cfg.rate_limits.default_class
 
 # ------------------------------------------------------------------ masking (audit only)
@@ -142,11 +180,9 @@ default mask_field := {}
 mask_field := {"mask": sort(masked_pointers)} if count(masked_pointers) > 0
 
 masked_pointers contains pointer if {
-	walk(arguments, [path, _])
+	walk(arguments, [path, value])
 	count(path) > 0
-	key := path[count(path) - 1]
-	is_string(key)
-	lower(key) in cfg.secret_argument_keys
+	secret_looking(path[count(path) - 1], value)
 	segments := [pointer_segment(p) | some p in path]
 	pointer := concat("/", array.concat(["", "input", "request", "arguments"], segments))
 }
@@ -155,3 +191,24 @@ masked_pointers contains pointer if {
 pointer_segment(s) := replace(replace(s, "~", "~0"), "/", "~1") if is_string(s)
 
 pointer_segment(n) := format_int(n, 10) if is_number(n)
+
+# A key from secret_argument_keys (any case), or a string value, whatever its key, that starts
+# with one of secret_value_prefixes (bearer tokens, JWTs, PEM keys, cloud and SaaS keys: cheap,
+# on by default) or matches one of secret_value_patterns (regexes: opt-in, each match costs a
+# regex compilation per decision under wasm, ~15 µs).
+secret_looking(key, _) if {
+	is_string(key)
+	lower(key) in cfg.secret_argument_keys
+}
+
+secret_looking(_, value) if {
+	is_string(value)
+	some prefix in cfg.secret_value_prefixes
+	startswith(value, prefix)
+}
+
+secret_looking(_, value) if {
+	is_string(value)
+	some pattern in cfg.secret_value_patterns
+	regex.match(pattern, value)
+}

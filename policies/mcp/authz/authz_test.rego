@@ -302,3 +302,110 @@ test_mask_pointers_escape_json_pointer_characters if {
 	d := authz.decision with input as call(analyst, "demo", "echo", {"x/y": {"token": "t"}})
 	d.mask == ["/input/request/arguments/x~1y/token"]
 }
+
+# ------------------------------------------------------------------ starter library through the decision
+
+ops := agent(["ops"], all_scopes)
+
+at(inp, time, ip) := object.union(inp, {"request": object.union(inp.request, {"time": time, "source_ip": ip})})
+
+with_tool(inp, annotations) := object.union(inp, {"tool": {"name": inp.request.tool, "annotations": annotations}})
+
+test_ops_grants_only_inside_window_and_network if {
+	cases := [
+		{"note": "weekday, office network", "time": "2026-11-24T10:00:00.000Z", "ip": "10.0.0.5", "allow": true},
+		{"note": "weekend", "time": "2026-11-28T10:00:00.000Z", "ip": "10.0.0.5", "allow": false},
+		{"note": "outside network", "time": "2026-11-24T10:00:00.000Z", "ip": "203.0.113.9", "allow": false},
+	]
+	every case in cases {
+		d := authz.decision with input as at(call(ops, "demo", "echo", {"text": "x"}), case.time, case.ip)
+		d.allow == case.allow
+	}
+}
+
+test_held_back_role_explains_itself if {
+	d := authz.decision with input as at(call(ops, "demo", "echo", {"text": "x"}), "2026-11-28T10:00:00.000Z", "203.0.113.9")
+	d.reasons == ["role ops is not allowed from 203.0.113.9", "role ops is outside its time window"]
+	not d.rate_limit
+}
+
+test_another_active_role_still_grants if {
+	d := authz.decision with input as at(call(agent(["ops", "analyst"], all_scopes), "demo", "echo", {"text": "x"}), "2026-11-28T10:00:00.000Z", "10.0.0.5")
+	d.allow == true
+	d.reasons == ["role analyst grants tool echo on server demo"]
+}
+
+test_agent_network_restriction_denies_every_role if {
+	d := authz.decision with input as at(call(admin, "demo", "echo", {"text": "x"}), "2026-11-24T10:00:00.000Z", "203.0.113.9")
+		with data.portcullis.source_networks.agents as {"alice": ["10.0.0.0/8"]}
+	d.allow == false
+	d.reasons == ["agent alice is not allowed from 203.0.113.9"]
+}
+
+test_destructive_tool_needs_a_destructive_role if {
+	wide := {"demo": {"tools": ["*"]}}
+	d1 := authz.decision with input as with_tool(call(agent(["wide"], all_scopes), "demo", "delete_record", {"id": "1"}), {"destructiveHint": true})
+		with data.portcullis.roles.wide as wide
+	d1.allow == false
+	d1.reasons == ["role wide may not use destructive tools"]
+	d2 := authz.decision with input as with_tool(call(admin, "demo", "delete_record", {"id": "1"}), {"destructiveHint": true})
+	d2.allow == true
+	d2.rate_limit.limit == 5
+}
+
+test_destructive_tools_fall_into_the_destructive_class if {
+	d := authz.decision with input as with_tool(call(admin, "files", "purge", {}), {"destructiveHint": true})
+	d.rate_limit == {"key": "alice:files:purge", "limit": 5, "window_seconds": 60}
+}
+
+test_any_server_rate_class if {
+	d := authz.decision with input as call(ops, "demo", "query", {"sql": "select 1"})
+	d.allow == true
+	d.rate_limit.limit == 60
+}
+
+test_argument_constraints_show_their_message if {
+	d := authz.decision with input as call(ops, "demo", "query", {"sql": "drop table t", "limit": 5000})
+	d.allow == false
+	d.message == "limit must be an integer from 1 to 1000; query accepts one read-only SELECT"
+	d.reasons == ["argument limit fails number constraint", "argument sql fails readonly_sql constraint"]
+}
+
+test_url_constraint_through_the_decision if {
+	ok := authz.decision with input as call(ops, "demo", "fetch_url", {"url": "https://api.example.com/v1"})
+	ok.allow == true
+	bad := authz.decision with input as call(ops, "demo", "fetch_url", {"url": "https://api.example.com@evil.net/"})
+	bad.allow == false
+	bad.message == "fetch_url may only fetch https://api.example.com and *.docs.example.com"
+}
+
+test_secret_value_patterns_are_opt_in if {
+	d := authz.decision with input as call(analyst, "demo", "echo", {"id": "card 4111-1111-1111-1111", "text": "hi"})
+		with data.portcullis.secret_value_patterns as [`\b[0-9]{4}(-[0-9]{4}){3}\b`]
+	d.mask == ["/input/request/arguments/id"]
+	plain := authz.decision with input as call(analyst, "demo", "echo", {"id": "card 4111-1111-1111-1111"})
+	not plain.mask
+}
+
+test_secret_looking_values_are_masked if {
+	args := {
+		"headers": ["Bearer abc.def", "Accept: */*"],
+		"note": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig",
+		"aws": "AKIAABCDEFGHIJKLMNOP",
+		"text": "hello",
+	}
+	d := authz.decision with input as call(analyst, "demo", "echo", args)
+	d.mask == [
+		"/input/request/arguments/aws",
+		"/input/request/arguments/headers/0",
+		"/input/request/arguments/note",
+	]
+}
+
+test_read_file_path_tricks_are_denied if {
+	every path in ["/data//etc/passwd", "/data/./x", "/data/%2e%2e/etc/passwd", "/data/x\\..\\..\\etc"] {
+		d := authz.decision with input as call(analyst, "demo", "read_file", {"path": path})
+		d.allow == false
+		d.message == "read_file is limited to /data"
+	}
+}

@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  BundleReloader,
+  signBundleFiles,
+  writeTarGz,
+  type BundleReloaderOptions,
+  type LoadedBundle,
+  type PolicyEngine,
+  type ReloadRefusal,
+} from "../../../gateway/policy/index.js";
+import { allow } from "../../fakes/policy.js";
+import { generateKeyPair, makeTempDir, type KeyPairPem } from "../../support/bundles.js";
+
+/** A signed bundle with a junk module: the engine is a fake built from the manifest's revision. */
+function bundleBytes(keys: KeyPairPem, revision: string, opts: { tamper?: boolean } = {}): Buffer {
+  const files = new Map<string, Buffer>([
+    ["/data.json", Buffer.from(JSON.stringify({ revision }))],
+    ["/policy.wasm", Buffer.from("\0asm\u0001\0\0\0")],
+    ["/.manifest", Buffer.from(JSON.stringify({ revision, roots: [""], wasm: [{ entrypoint: "mcp/authz/decision", module: "/policy.wasm" }] }))],
+  ]);
+  const signed = signBundleFiles(files, { privateKeyPem: keys.privateKeyPem, algorithm: "ES256" });
+  if (opts.tamper === true) signed.set("/data.json", Buffer.from('{"revision":"evil"}'));
+  return writeTarGz(signed);
+}
+
+const fakeEngine = async (b: LoadedBundle): Promise<PolicyEngine> => ({ revision: b.revision, decide: () => ({ ...allow(), revision: b.revision }) });
+
+async function writeAtomically(path: string, bytes: Buffer): Promise<void> {
+  await writeFile(`${path}.tmp`, bytes);
+  await rename(`${path}.tmp`, path);
+}
+
+describe("BundleReloader", () => {
+  let dir: string;
+  let keys: KeyPairPem;
+  const reloaders: BundleReloader[] = [];
+  before(async () => {
+    dir = await makeTempDir("pc-reloader-");
+    keys = generateKeyPair("ec-p256");
+  });
+  after(async () => {
+    for (const r of reloaders) r.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function reloader(source: string, over: Partial<BundleReloaderOptions> = {}): { r: BundleReloader; refusals: ReloadRefusal[]; swaps: string[]; logs: string[] } {
+    const refusals: ReloadRefusal[] = [];
+    const swaps: string[] = [];
+    const logs: string[] = [];
+    const r = new BundleReloader({
+      source,
+      verification: { verificationKeyPem: keys.publicKeyPem },
+      intervalMs: 0,
+      maxBackoffMs: 1000,
+      watch: false,
+      log: (level, msg) => logs.push(`${level}: ${msg}`),
+      createEngine: fakeEngine,
+      onRefused: (x) => refusals.push(x),
+      onSwapped: (from, to) => swaps.push(`${from}->${to}`),
+      ...over,
+    });
+    reloaders.push(r);
+    return { r, refusals, swaps, logs };
+  }
+
+  it("loads the first bundle on start and reports ok with its revision", async () => {
+    const file = join(dir, "start.tar.gz");
+    await writeFile(file, bundleBytes(keys, "r1"));
+    const { r } = reloader(file);
+    await r.start();
+    assert.equal(r.engine.revision, "r1");
+    assert.deepEqual([r.status().state, r.status().revision, r.status().swaps], ["ok", "r1", 0]);
+  });
+
+  it("swaps to a new good bundle, and reports unchanged when nothing changed", async () => {
+    const file = join(dir, "swap.tar.gz");
+    await writeFile(file, bundleBytes(keys, "r1"));
+    const { r, swaps } = reloader(file);
+    await r.start();
+    assert.equal(await r.reload("poll"), "unchanged");
+    await writeAtomically(file, bundleBytes(keys, "r2"));
+    assert.equal(await r.reload("poll"), "swapped");
+    assert.equal(r.engine.revision, "r2");
+    assert.deepEqual(swaps, ["r1->r2"]);
+  });
+
+  it("refuses a tampered bundle once, keeps serving the last good one, then takes the next good one", async () => {
+    const file = join(dir, "tamper.tar.gz");
+    await writeFile(file, bundleBytes(keys, "r1"));
+    const { r, refusals, logs } = reloader(file);
+    await r.start();
+    const before = r.engine;
+    const bad = bundleBytes(keys, "r2", { tamper: true });
+    await writeAtomically(file, bad);
+    assert.equal(await r.reload("watch"), "refused");
+    assert.equal(r.engine, before, "the active engine is untouched");
+    assert.equal(r.status().state, "error");
+    assert.equal(r.status().lastError?.code, "bundle_digest_mismatch");
+    assert.deepEqual(refusals.map((x) => [x.code, x.activeRevision, x.trigger]), [["bundle_digest_mismatch", "r1", "watch"]]);
+    assert.ok(logs.some((l) => /^error: policy bundle refused; the last good bundle stays active/.test(l)), logs.join("\n"));
+    // The same bad bytes seen again by a poll are not reported again.
+    await writeAtomically(file, Buffer.from(bad));
+    assert.equal(await r.reload("poll"), "refused");
+    assert.equal(refusals.length, 1);
+    await writeAtomically(file, bundleBytes(keys, "r3"));
+    assert.equal(await r.reload("poll"), "swapped");
+    assert.deepEqual([r.status().state, r.revision], ["ok", "r3"]);
+  });
+
+  it("fails start for a missing required bundle, and waits (not_ready) for an optional one", async () => {
+    const file = join(dir, "later.tar.gz");
+    const required = reloader(file).r;
+    await assert.rejects(required.start(), (err: Error & { code?: string }) => err.code === "bundle_unreadable" && err.message.includes("no such file"));
+    const optional = reloader(file).r;
+    await optional.start({ required: false });
+    assert.equal(optional.status().state, "not_ready");
+    assert.equal(optional.engineOrUndefined, undefined);
+    await writeFile(file, bundleBytes(keys, "late"));
+    assert.equal(await optional.reload("poll"), "swapped");
+    assert.equal(optional.revision, "late");
+  });
+
+  it("notices a replaced file by itself (watch or poll) within a second", async () => {
+    const file = join(dir, "watched.tar.gz");
+    await writeFile(file, bundleBytes(keys, "w1"));
+    const { r } = reloader(file, { intervalMs: 200, watch: true });
+    await r.start();
+    await writeAtomically(file, bundleBytes(keys, "w2"));
+    const deadline = Date.now() + 2000;
+    while (r.revision !== "w2" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(r.revision, "w2");
+  });
+
+  it("shares one check between concurrent reloads", async () => {
+    const file = join(dir, "coalesce.tar.gz");
+    await writeFile(file, bundleBytes(keys, "c1"));
+    let builds = 0;
+    const { r } = reloader(file, { createEngine: async (b) => (builds++, fakeEngine(b)) });
+    await r.start();
+    await writeAtomically(file, bundleBytes(keys, "c2"));
+    const results = await Promise.all([r.reload("signal"), r.reload("signal"), r.reload("signal")]);
+    assert.deepEqual(results, ["swapped", "swapped", "swapped"]);
+    assert.equal(builds, 2, "one build at start, one for the swap");
+  });
+
+  describe("from a URL", () => {
+    let server: Server;
+    let url: string;
+    let body: Buffer;
+    let etag = '"v1"';
+    let status = 200;
+    const seen: Array<string | undefined> = [];
+    before(async () => {
+      server = createServer((req, res) => {
+        seen.push(req.headers["if-none-match"]);
+        if (status !== 200) return void res.writeHead(status).end();
+        if (req.headers["if-none-match"] === etag) return void res.writeHead(304).end();
+        res.writeHead(200, { etag, "content-type": "application/gzip" }).end(body);
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const a = server.address();
+      url = `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}/bundles/mcp-authz.tar.gz`;
+    });
+    after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    it("polls with If-None-Match, takes a new ETag's bundle, and backs off while the server fails", async () => {
+      body = bundleBytes(keys, "u1");
+      const { r } = reloader(url);
+      await r.start();
+      assert.equal(r.revision, "u1");
+      assert.equal(await r.reload("poll"), "unchanged");
+      assert.equal(seen.at(-1), '"v1"', "the poll is conditional");
+      status = 503;
+      assert.equal(await r.reload("poll"), "unavailable");
+      assert.equal(await r.reload("poll"), "unavailable");
+      assert.deepEqual([r.status().state, r.status().consecutiveFailures, r.revision], ["error", 2, "u1"]);
+      status = 200;
+      body = bundleBytes(keys, "u2");
+      etag = '"v2"';
+      assert.equal(await r.reload("poll"), "swapped");
+      assert.deepEqual([r.status().state, r.status().consecutiveFailures, r.revision], ["ok", 0, "u2"]);
+    });
+  });
+});
