@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { AuditChain } from "./chain.js";
 import { stderrAuditLogger, type AuditLogger } from "./logger.js";
 import type { AuditEvent, AuditSink } from "./types.js";
 
@@ -41,9 +43,14 @@ export class AuditLog {
   private readonly log: AuditLogger;
   private readonly counts = new Map<string, SinkCounts>();
 
-  constructor(sinks: readonly AuditSink[], options: { logger?: AuditLogger } = {}) {
+  private readonly chain: AuditChain;
+
+  constructor(sinks: readonly AuditSink[], options: { logger?: AuditLogger; chain?: AuditChain } = {}) {
     this.sinks = sinks;
     this.log = options.logger ?? stderrAuditLogger;
+    // Every event carries a chain position; without a configured one, an unsigned chain whose
+    // epoch is this process's (the composition root passes its own, signed when configured).
+    this.chain = options.chain ?? new AuditChain({ epoch: randomUUID() });
     for (const s of sinks) this.counts.set(s.name, { written: 0, failed: 0 });
   }
 
@@ -52,7 +59,10 @@ export class AuditLog {
     await Promise.all(this.sinks.filter(isStartable).map((s) => s.start()));
   }
 
-  async record(event: AuditEvent): Promise<void> {
+  async record(unchained: AuditEvent): Promise<void> {
+    // The chain is assigned here, synchronously and before any sink sees the event: this is the
+    // single point every event passes in write order (docs/audit.md "Integrity").
+    const event = this.chain.seal(unchained);
     const results = await Promise.allSettled(this.sinks.map((s) => s.write(event)));
     const failures: Array<{ sink: string; error: Error }> = [];
     results.forEach((r, i) => {
@@ -72,6 +82,25 @@ export class AuditLog {
       }
     });
     if (failures.length > 0) throw new AuditWriteError(event.decision_id, failures);
+  }
+
+  /**
+   * Back-pressure gate (audit.onFull), asked before a request is decided: resolves when every
+   * bounded sink has room, waits while one is full in block mode, rejects with code
+   * `audit_backpressure` in reject mode (the sink counts and logs the refusal).
+   */
+  async admit(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.admit?.()));
+  }
+
+  /** Each sink's own counters where it has them (KafkaSink: queued, sent, `outbox.refused`, …). */
+  sinkStats(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const s of this.sinks) {
+      const stats = (s as { stats?: () => unknown }).stats;
+      if (typeof stats === "function") out[s.name] = stats.call(s);
+    }
+    return out;
   }
 
   /** Per-sink counts of events written and failed, keyed by sink name. */

@@ -22,13 +22,45 @@ export interface AuditBacklog {
    * oversized message, which is returned alone) at most `maxBytes` of values. Repeated calls
    * without `ack` return the same messages: a failed batch is retried with identical content.
    */
-  peek(maxCount: number, maxBytes: number): readonly OutboundMessage[];
+  peek(maxCount: number, maxBytes: number): readonly OutboundMessage[] | Promise<readonly OutboundMessage[]>;
   /** Drops the first `count` messages of the last `peek`, after the broker acknowledged them. */
   ack(count: number): Promise<void>;
   /** Unacknowledged messages. */
   readonly size: number;
   /** Resolves when the backlog is non-empty (at once if it already is) or when `signal` aborts. */
   whenNonEmpty(signal: AbortSignal): Promise<void>;
+  /**
+   * Back-pressure (a bounded backlog such as the outbox): resolves when another event may be
+   * accepted, waits (onFull block) or rejects with code `audit_backpressure` (onFull reject).
+   */
+  admit?(): Promise<void>;
+  /** Flushes and releases files; called by the sink's close after its sender stopped. */
+  close?(): Promise<void>;
+  /** Counters for operators and tests (the outbox's `OutboxStats`). */
+  stats?(): BacklogStats;
+}
+
+/** What a bounded, durable backlog reports (gateway/audit/outbox.ts). */
+export interface BacklogStats {
+  /** Appended, not yet on disk (waiting for the group commit). */
+  pending: number;
+  /** On disk, not yet acknowledged by Kafka. */
+  unacked: number;
+  unackedBytes: number;
+  /** Age of the oldest unacknowledged event, ms (0 when none). */
+  oldestAgeMs: number;
+  appended: number;
+  acked: number;
+  /** fsync/fdatasync calls on segment data (group commit: far fewer than appends). */
+  fsyncs: number;
+  /** Group commits: one write and one fsync shared by every append of the group. */
+  commits: number;
+  /** Calls refused because the backlog was over its bound (onFull reject), each counted once. */
+  refused: number;
+  /** Calls currently waiting for room (onFull block). */
+  blocked: number;
+  full: boolean;
+  segments: number;
 }
 
 /** The in-memory backlog: lost on a crash; the outbox issue replaces it. */

@@ -13,6 +13,17 @@ export {
   type KafkaProducerLike,
   type KafkaAdminLike,
 } from "./kafka-sink.js";
-export { MemoryBacklog, type AuditBacklog, type OutboundMessage } from "./backlog.js";
+export { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
+export { Outbox, AuditBackpressureError, type OutboxOptions } from "./outbox.js";
 export { AuditLog, AuditWriteError, type SinkCounts } from "./audit-log.js";
 export { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
+// Tamper evidence, SIEM rendering, Kafka security and readers (issue 4, items 3-6).
+export { AuditChain, chainHash, ed25519PrivateKey, ed25519PublicKey, GENESIS_HASH, signCheckpoint, verifyCheckpoint, type AuditChainOptions, type UnchainedAuditEvent } from "./chain.js";
+export type { AuditChainFields } from "./types.js";
+export { verifyRecords, type ChainProblem, type ChainProblemKind, type ChainSummary, type StoredRecord, type VerifyOptions, type VerifyReport } from "./verify.js";
+export { DEFAULT_SENSITIVE_KEYS, sensitiveArgumentPointers, sensitiveKeyMatcher, type KeyMatcher } from "./sensitive-keys.js";
+export { toOcsf, OCSF_VERSION, type OcsfApiActivity } from "./ocsf.js";
+export { kafkaSecurityOptions, type KafkaSaslConfig, type KafkaSecurityOptions, type KafkaSslConfig } from "./kafka-security.js";
+export { followTopic, readJsonlFile, readTopicToEnd, type TopicSource } from "./topic-reader.js";
+// Policy bundle lifecycle (issue 3, item 5).
+export { bundleRefusedEvent, BUNDLE_REFUSED_METHOD, type BundleRefusal } from "./bundle-event.js";

@@ -9,9 +9,10 @@ import {
   type Producer,
   type ProducerConfig,
 } from "kafkajs";
-import { MemoryBacklog, type AuditBacklog, type OutboundMessage } from "./backlog.js";
+import { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
 import { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
 import type { AuditEvent, AuditSink, SinkCloseReport } from "./types.js";
+import type { KafkaSecurityOptions } from "./kafka-security.js";
 
 /** The parts of a kafkajs producer the sink uses (a seam for unit tests). */
 export type KafkaProducerLike = Pick<Producer, "connect" | "disconnect" | "send">;
@@ -38,6 +39,10 @@ export interface KafkaSinkOptions {
   startTimeoutMs?: number;
   /** Backoff between failed delivery attempts (default 300 ms doubling to 30 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /** The message value of an event (default its JSON); e.g. the OCSF rendering for a second topic. */
+  encode?: (event: AuditEvent) => string;
+  /** TLS and SASL for the client (kafkaSecurityOptions maps audit.kafka.ssl/sasl). */
+  security?: KafkaSecurityOptions;
   /** Test seam: the client to use instead of a kafkajs `Kafka` built from the options above. */
   client?: KafkaClientLike;
 }
@@ -51,6 +56,8 @@ export interface KafkaSinkStats {
   sendFailures: number;
   /** Producers created to replace a failed one. */
   producerRecreations: number;
+  /** With the durable outbox as backlog: its counters (refusals, fsyncs, unacked bytes, …). */
+  outbox?: BacklogStats;
 }
 
 export interface KafkaCloseReport extends SinkCloseReport {
@@ -132,7 +139,7 @@ export class KafkaSink implements AuditSink {
     if (this.closed) return Promise.reject(new Error(`${this.name}: sink is closed`));
     let msg: OutboundMessage;
     try {
-      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value: JSON.stringify(event) };
+      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value: this.opts.encode ? this.opts.encode(event) : JSON.stringify(event) };
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -140,7 +147,13 @@ export class KafkaSink implements AuditSink {
   }
 
   stats(): KafkaSinkStats {
-    return { queued: this.backlog.size, ...this.counters };
+    const outbox = this.backlog.stats?.();
+    return { queued: this.backlog.size, ...this.counters, ...(outbox ? { outbox } : {}) };
+  }
+
+  /** Back-pressure from a bounded backlog (the outbox): see AuditBacklog.admit. */
+  admit(): Promise<void> {
+    return this.closed ? Promise.reject(new Error(`${this.name}: sink is closed`)) : (this.backlog.admit?.() ?? Promise.resolve());
   }
 
   /**
@@ -157,9 +170,12 @@ export class KafkaSink implements AuditSink {
       if (drained === "timeout") this.hardStop.abort();
     }
     await Promise.race([this.discardProducer(), deadline]);
+    // The outbox flushes its last group commit and keeps what is unsent for the next start.
+    await this.backlog.close?.();
     const report = { sent: this.counters.sent, remaining: this.backlog.size };
     if (report.remaining > 0) {
-      this.log("error", `audit: closing with ${report.remaining} events not confirmed by Kafka`, {
+      const kept = this.backlog.stats ? " (kept in the durable outbox: sent at the next start)" : "";
+      this.log(kept ? "warn" : "error", `audit: closing with ${report.remaining} events not confirmed by Kafka${kept}`, {
         topic: this.opts.topic,
         ...report,
       });
@@ -175,7 +191,7 @@ export class KafkaSink implements AuditSink {
         await this.backlog.whenNonEmpty(this.closing.signal);
         continue;
       }
-      const batch = this.backlog.peek(this.maxBatch, this.maxBatchBytes);
+      const batch = await this.backlog.peek(this.maxBatch, this.maxBatchBytes);
       if (!(await this.deliver(batch))) return;
       await this.backlog.ack(batch.length);
       this.counters.sent += batch.length;
@@ -278,6 +294,7 @@ export class KafkaSink implements AuditSink {
     return new Kafka({
       clientId: this.opts.clientId ?? "portcullis-audit",
       brokers: this.opts.brokers,
+      ...(this.opts.security ?? {}),
       connectionTimeout: 3000,
       requestTimeout: 30_000,
       // Connect, metadata and admin retries (the producer overrides with unbounded). Few on

@@ -3,6 +3,7 @@ import { elapsedMs, rfc3339Nano } from "../shared/clock.js";
 import type { DecisionOutcome, PolicyInput } from "../policy/index.js";
 import { applyMasks } from "./mask.js";
 import { summarizeToolResult } from "./result-summary.js";
+import { sensitiveArgumentPointers, type KeyMatcher } from "./sensitive-keys.js";
 import type { AuditEvent, AuditOutcome, ToolResultSummary } from "./types.js";
 
 /** What every record of one gateway instance shares; built once at the composition root. */
@@ -17,6 +18,10 @@ export interface AuditContext {
   bundleName?: string;
   /** JSON pointers masked in every event on top of the decision's own `mask` (may be empty). */
   alwaysMask?: string[];
+  /** Argument keys masked wherever they occur (sensitiveKeyMatcher); null or absent: none. */
+  maskKeys?: KeyMatcher | null;
+  /** The active bundle revision, for events whose decision never ran (unauthenticated). */
+  bundleRevision?: () => string | null;
 }
 
 export interface AuditRecordInit {
@@ -62,6 +67,7 @@ export class AuditRecord {
   private upstreamEndNs: bigint | null = null;
   private summary: ToolResultSummary | undefined;
   private decided = false;
+  private shadow: AuditEvent["shadow"];
 
   constructor(ctx: AuditContext, init: AuditRecordInit) {
     this.ctx = ctx;
@@ -91,13 +97,18 @@ export class AuditRecord {
     if (this.decided) throw new Error(`audit record ${this.decisionId}: decision recorded twice`);
     this.decided = true;
 
-    const pointers = [...(outcome.decision.mask ?? []), ...(this.ctx.alwaysMask ?? [])];
+    const pointers = [
+      ...(outcome.decision.mask ?? []),
+      ...(this.ctx.alwaysMask ?? []),
+      ...sensitiveArgumentPointers(input.request.arguments, this.ctx.maskKeys ?? null),
+    ];
     const m = applyMasks({ input, result: outcome.raw ?? null }, pointers);
     this.input = m.input;
     this.result = m.result;
     this.masked = m.masked;
     this.bundles = { [this.ctx.bundleName ?? DEFAULT_BUNDLE]: { revision: outcome.revision } };
     this.decisionMs = outcome.elapsedMs;
+    if (outcome.shadow !== undefined) this.shadow = { ...outcome.shadow };
     this.tool = input.request.tool;
     this.resource = input.request.resource;
     this.prompt = input.request.prompt;
@@ -141,7 +152,7 @@ export class AuditRecord {
       timestamp: this.timestamp,
       path: "mcp/authz/decision",
       labels: { id: this.ctx.instanceId, version: this.ctx.version },
-      bundles: this.bundles,
+      bundles: this.decided ? this.bundles : this.activeBundles(),
       input: this.input,
       result: this.result,
       erased: [],
@@ -161,7 +172,14 @@ export class AuditRecord {
       ...(this.summary ? { tool_result: this.summary } : {}),
       requested_by: this.init.requestedBy ?? null,
       latency_ms: { decision: this.decisionMs, upstream, total: elapsedMs(this.startNs, endNs) },
+      ...(this.shadow ? { shadow: this.shadow } : {}),
     };
+  }
+
+  /** Without a decision the event still names the bundle that was active (SIEM correlation). */
+  private activeBundles(): Record<string, { revision: string }> {
+    const revision = this.ctx.bundleRevision?.() ?? null;
+    return revision === null ? {} : { [this.ctx.bundleName ?? DEFAULT_BUNDLE]: { revision } };
   }
 
   /** The first failure is kept: later ones are usually its consequences, not the cause. */

@@ -45,6 +45,29 @@ export interface AuditEvent {
   /** Address of the client that made the request. */
   requested_by?: string | null;
   latency_ms: { decision: number; upstream: number | null; total: number };
+  /** Shadow mode (policy.shadow): what the candidate bundle decided; never enforced. */
+  shadow?: { revision: string; allow: boolean; differs: boolean; error?: string };
+  /**
+   * Tamper evidence (docs/audit.md "Integrity"): position in this instance's hash chain. Set by
+   * `AuditLog.record` in write order, so every event a sink receives carries it; optional in the
+   * type only because `AuditRecord.finish` returns the event before the chain is assigned.
+   */
+  chain?: AuditChainFields;
+}
+
+/** The `chain` field of an event. */
+export interface AuditChainFields {
+  /** One per gateway process start: `seq` restarts at 1 in each epoch. */
+  epoch: string;
+  /** 1, 2, 3, … without gaps within an epoch. */
+  seq: number;
+  /** `hash` of the previous event of the epoch (64 zeros for seq 1). */
+  prev: string;
+  /** sha256 hex of this event's canonical JSON without `chain.hash`/`signature`/`key_id`. */
+  hash: string;
+  /** On checkpoints only: Ed25519 signature (base64) over the ASCII hex of `hash`. */
+  signature?: string;
+  key_id?: string;
 }
 
 /** Where events go. `write` resolves once the event is as durable as the sink makes it. */
@@ -56,6 +79,8 @@ export interface AuditSink {
    * deadline passed with events still queued) reports how many it did not deliver.
    */
   close(): Promise<void | SinkCloseReport>;
+  /** Back-pressure of a bounded sink (the Kafka outbox): rejects or waits when it is full. */
+  admit?(): Promise<void>;
 }
 
 /** What a sink had accepted but not delivered when it closed (never reported as delivered). */

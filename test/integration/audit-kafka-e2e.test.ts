@@ -4,6 +4,7 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { AuditEvent } from "../../gateway/audit/index.js";
 import { consumeAll, kafkaBrokers, uniqueTopic, type ConsumedMessage } from "../support/kafka.js";
 import { startStack, type Stack } from "../support/stack.js";
+import { assertAuditEvents } from "../support/audit-schema.js";
 
 /**
  * The whole path to Kafka: real gateway, real opa bundle, demo upstream, SDK clients, and the
@@ -105,6 +106,7 @@ describe("audit events reach Kafka end to end (gateway + real broker)", function
     assert.equal(topicSize, messages.length, "the topic holds messages the consumer did not get");
     assert.deepEqual([...byId.keys()].sort(), [...fileIds].sort());
     for (const e of fileEvents) assert.deepEqual(byId.get(e.decision_id)?.value, e, `Kafka and file disagree on ${e.decision_id}`);
+    assertAuditEvents([...byId.values()].map((m) => m.value));
   });
 
   it("carries the allowed, denied, hidden-tool and expired-token decisions", () => {

@@ -43,7 +43,11 @@ describe("AuditLog", () => {
     const ev = sampleEvent();
     await log.record(ev);
     await log.record(sampleEvent());
-    assert.deepEqual(a.events[0], ev);
+    // Sinks get the event as recorded plus its chain position (assigned by record, in order).
+    const { chain, ...rest } = a.events[0]!;
+    assert.deepEqual(rest, ev);
+    assert.deepEqual([chain?.seq, a.events[1]?.chain?.seq], [1, 2]);
+    assert.equal(b.events[1]?.chain?.prev, chain?.hash);
     assert.equal(b.events.length, 2);
     assert.deepEqual(log.stats(), { a: { written: 2, failed: 0 }, b: { written: 2, failed: 0 } });
   });

@@ -1,0 +1,200 @@
+import { readFileSync } from "node:fs";
+import {
+  ed25519PublicKey,
+  followTopic,
+  kafkaSecurityOptions,
+  readJsonlFile,
+  readTopicToEnd,
+  toOcsf,
+  verifyRecords,
+  type AuditEvent,
+  type StoredRecord,
+  type TopicSource,
+  type VerifyReport,
+} from "../audit/index.js";
+import { loadConfig } from "../config/index.js";
+import { GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
+
+/**
+ * `portcullis audit verify|tail`: the SIEM operator's side of the audit stream. Both read a JSONL
+ * file (`--file`) or a Kafka topic (`--brokers … --topic …`, or the `audit.kafka` section of a
+ * gateway config with `--config`, which also brings its TLS/SASL settings).
+ */
+
+const sourceOptions = {
+  file: { type: "string", short: "f" },
+  brokers: { type: "string" },
+  topic: { type: "string", short: "t" },
+  config: { type: "string", short: "c" },
+  timeout: { type: "string" },
+} as const;
+
+const SOURCE_USAGE = "(--file FILE | --brokers HOST:PORT[,…] --topic T | --config GATEWAY.yaml [--topic T])";
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  verify: {
+    summary: "check the hash chain and signed checkpoints: reports gaps, reordering, edits, deletions (exit 1 if any)",
+    usage: `portcullis audit verify ${SOURCE_USAGE} [--public-key PEM] [--checkpoint-every N] [--json] [--timeout 30s]`,
+    options: { ...sourceOptions, "public-key": { type: "string" }, "checkpoint-every": { type: "string" }, json: { type: "boolean" } },
+    async run(values, io) {
+      const keyPath = optional(values, "public-key");
+      const publicKey = keyPath ? ed25519PublicKey(readFileSync(keyPath, "utf8")) : undefined;
+      const every = optional(values, "checkpoint-every");
+      const checkpointEvery = every === undefined ? undefined : positiveInt(every, "--checkpoint-every");
+      const records = await readAll(values);
+      const report = verifyRecords(records, { ...(publicKey ? { publicKey } : {}), ...(checkpointEvery ? { checkpointEvery } : {}) });
+      io.out.write(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report, publicKey !== undefined));
+      return report.ok ? 0 : 1;
+    },
+  },
+  tail: {
+    summary: "print events, filtered by agent, tool and outcome, as JSON, text or OCSF (follows a topic until Ctrl-C)",
+    usage:
+      `portcullis audit tail ${SOURCE_USAGE} [--agent SUB,…] [--tool NAME,…] [--outcome allowed|denied|…,…]\n` +
+      "                      [--format json|text|ocsf (json)] [--from-beginning] [--once (stop at the end of the topic)]",
+    options: {
+      ...sourceOptions,
+      agent: { type: "string" },
+      tool: { type: "string" },
+      outcome: { type: "string" },
+      format: { type: "string" },
+      "from-beginning": { type: "boolean" },
+      once: { type: "boolean" },
+    },
+    async run(values, io) {
+      const format = optional(values, "format") ?? "json";
+      if (format !== "json" && format !== "text" && format !== "ocsf") throw new GroupUsageError(`--format must be json, text or ocsf, not "${format}"`);
+      const keep = eventFilter(values);
+      const stop = new AbortController();
+      // `tail … | head`: a closed pipe ends the command quietly instead of an EPIPE crash.
+      io.out.on("error", (err: NodeJS.ErrnoException) => {
+        if (err.code === "EPIPE") stop.abort();
+      });
+      const print = (r: StoredRecord): void => {
+        if (stop.signal.aborted) return;
+        const e = parseEvent(r.text);
+        if (e === null) {
+          io.err.write(`skipped ${r.where}: not an audit event\n`);
+        } else if (keep(e)) {
+          io.out.write(`${render(e, format)}\n`);
+        }
+      };
+      const source = sourceOf(values);
+      if (typeof source === "string" || values.once === true) {
+        for (const r of await readAll(values)) print(r);
+        return 0;
+      }
+      const onSignal = (): void => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        await followTopic(source, values["from-beginning"] === true, stop.signal, print);
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+      return 0;
+    },
+  },
+};
+
+export function runAuditCommand(argv: string[], io: GroupIo): Promise<number> {
+  return runGroup("audit", SUBCOMMANDS, argv, io);
+}
+
+/** A file path, or the topic to read. */
+function sourceOf(values: Values): string | TopicSource {
+  const file = optional(values, "file");
+  const configPath = optional(values, "config");
+  const brokers = optional(values, "brokers");
+  if (file !== undefined) {
+    if (brokers !== undefined || configPath !== undefined) throw new GroupUsageError("--file reads a file: do not combine it with --brokers or --config");
+    return file;
+  }
+  if (configPath !== undefined) {
+    const k = loadConfig(configPath).audit.kafka;
+    if (!k) throw new GroupUsageError(`${configPath} has no audit.kafka section`);
+    return {
+      brokers: brokers ? list(brokers) : [...k.brokers],
+      topic: optional(values, "topic") ?? k.topic,
+      security: kafkaSecurityOptions({ ssl: k.ssl, sasl: k.sasl }),
+    };
+  }
+  const topic = optional(values, "topic");
+  if (brokers === undefined || topic === undefined) throw new GroupUsageError(`a source is required: ${SOURCE_USAGE}`);
+  return { brokers: list(brokers), topic };
+}
+
+async function readAll(values: Values): Promise<StoredRecord[]> {
+  const source = sourceOf(values);
+  if (typeof source === "string") return readJsonlFile(source);
+  const timeout = optional(values, "timeout");
+  return readTopicToEnd(source, { timeoutMs: timeout === undefined ? 30_000 : durationMs(timeout) });
+}
+
+function formatReport(r: VerifyReport, keyGiven: boolean): string {
+  const lines: string[] = [];
+  const chains = `${r.chains.length} chain${r.chains.length === 1 ? "" : "s"}`;
+  const dups = r.duplicates > 0 ? `, ${r.duplicates} duplicate deliveries ignored` : "";
+  if (r.ok) {
+    lines.push(`OK: ${r.records} records, ${chains}${dups}`);
+  } else {
+    const first = r.problems[0]!;
+    lines.push(`FAIL: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${r.records} records, ${chains}${dups}`);
+    lines.push(`first bad record: ${first.where}${first.decision_id ? ` (decision_id ${first.decision_id}, seq ${first.seq})` : ""}: ${first.kind}: ${first.message}`);
+    for (const p of r.problems) lines.push(`  ${p.kind.padEnd(18)} ${p.where}${p.seq !== null ? ` seq ${p.seq}` : ""}: ${p.message}`);
+  }
+  for (const c of r.chains) {
+    const signed = keyGiven ? `, ${c.checkpointsVerified} checkpoints verified${c.signedUpTo < c.lastSeq ? ` (seq ${c.signedUpTo + 1}..${c.lastSeq} not yet covered by a signature)` : ""}` : "";
+    lines.push(`chain ${c.chain}: seq ${c.firstSeq}..${c.lastSeq}, ${c.records} records${signed}`);
+  }
+  if (r.unverifiedCheckpoints > 0) lines.push(`note: ${r.unverifiedCheckpoints} signed checkpoints not verified (give --public-key)`);
+  return `${lines.join("\n")}\n`;
+}
+
+function eventFilter(values: Values): (e: AuditEvent) => boolean {
+  const agents = listOpt(values, "agent");
+  const tools = listOpt(values, "tool");
+  const outcomes = listOpt(values, "outcome");
+  return (e) =>
+    (agents === null || agents.includes(e.agent.sub ?? "anonymous")) &&
+    (tools === null || (e.mcp.tool !== null && tools.includes(e.mcp.tool))) &&
+    (outcomes === null || outcomes.includes(e.outcome));
+}
+
+function parseEvent(text: string): AuditEvent | null {
+  try {
+    const v = JSON.parse(text) as Partial<AuditEvent> | null;
+    return v && typeof v === "object" && typeof v.decision_id === "string" && v.agent && v.mcp ? (v as AuditEvent) : null;
+  } catch {
+    return null;
+  }
+}
+
+function render(e: AuditEvent, format: "json" | "text" | "ocsf"): string {
+  if (format === "ocsf") return JSON.stringify(toOcsf(e));
+  if (format === "json") return JSON.stringify(e);
+  const what = e.mcp.tool ?? e.mcp.resource ?? e.mcp.prompt ?? "";
+  const err = e.error ? ` ${e.error.code}` : "";
+  return `${e.timestamp} ${e.outcome.padEnd(15)} ${(e.agent.sub ?? "anonymous").padEnd(12)} ${e.mcp.server}/${e.mcp.method}${what ? ` ${what}` : ""}${err} ${e.decision_id}`;
+}
+
+const list = (s: string): string[] => s.split(/[,\s]+/).filter((x) => x.length > 0);
+
+function listOpt(values: Values, name: string): string[] | null {
+  const v = optional(values, name);
+  return v === undefined ? null : list(v);
+}
+
+function positiveInt(s: string, flag: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1) throw new GroupUsageError(`${flag} must be a positive integer`);
+  return n;
+}
+
+function durationMs(s: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(s);
+  if (!m) throw new GroupUsageError(`--timeout: "${s}" is not a duration like 500ms, 30s or 2m`);
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+}
