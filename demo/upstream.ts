@@ -24,6 +24,8 @@ export interface DemoUpstreamOptions {
   port?: number;
   /** Called with the headers of every request, so tests can prove what the gateway forwards. */
   onRequest?: (headers: IncomingMessage["headers"]) => void;
+  /** When set, a request it refuses gets HTTP 401, as an upstream checking the gateway's credentials would. */
+  authorize?: (headers: IncomingMessage["headers"]) => boolean;
 }
 
 export function createDemoServer(): McpServer {
@@ -67,6 +69,9 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const http = createServer(async (req, res) => {
     opts.onRequest?.(req.headers);
+    if (opts.authorize && !opts.authorize(req.headers)) {
+      return void res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token"' }).end();
+    }
     if (req.url !== "/mcp") return void res.writeHead(404).end();
     try {
       const sid = req.headers["mcp-session-id"];

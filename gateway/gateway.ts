@@ -4,10 +4,16 @@ import { hostname } from "node:os";
 import { AuditLog, JsonlFileSink, KafkaSink, type AuditSink } from "./audit/index.js";
 import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type TokenVerifier } from "./auth/index.js";
 import { isStdioUpstream, type GatewayConfig } from "./config/index.js";
-import { loadBundle, WasmPolicyEngine, type PolicyEngine } from "./policy/index.js";
+import type { PolicyEngine } from "./policy/index.js";
+import { startPolicy, type PolicyRuntime } from "./policy-setup.js";
 import { createHttpServer, HttpUpstreamPool, McpEndpoint, StdioUpstreamConnection, type UpstreamConnection } from "./proxy/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "./shared/clock.js";
+import { guardUpstreams, InFlight } from "./proxy/index.js";
+import { createRateLimiter } from "./ratelimit/index.js";
+import { upstreamAuthorizer } from "./upstream-auth/index.js";
 import { createLogger, type Logger } from "./shared/log.js";
+import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit-setup.js";
+import { kafkaBacklog } from "./outbox-setup.js";
 
 export const GATEWAY_VERSION: string = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -18,6 +24,8 @@ export interface RunningGateway {
   url: string;
   endpoint: McpEndpoint;
   policy: PolicyEngine;
+  /** The bundle reloaders behind `policy` (status, reload now). */
+  bundles: PolicyRuntime;
   audit: AuditLog;
   close(): Promise<void>;
 }
@@ -39,14 +47,9 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   const clock = overrides.clock ?? systemClock;
   const log = overrides.log ?? createLogger();
 
-  const bundle = loadBundle(config.policy.bundle, {
-    verificationKeyPem: readVerificationKey(config.policy.verificationKey),
-    ...(config.policy.signingAlgorithm ? { algorithm: config.policy.signingAlgorithm } : {}),
-    keyId: config.policy.keyId,
-    ...(config.policy.scope !== undefined ? { scope: config.policy.scope } : {}),
-  });
-  const policy = await WasmPolicyEngine.create(await bundle);
-  log("info", "policy bundle loaded", { bundle: config.policy.bundle, revision: policy.revision });
+  // Verified and compiled before listening; then hot-reloaded (file watch, URL poll, SIGHUP) and,
+  // with policy.shadow, shadowed by a candidate. `policy` reads the active engine on every decision.
+  const policy = await startPolicy(config, { log, now: () => clock.now() });
 
   let verifier = overrides.verifier;
   if (!verifier) {
@@ -76,15 +79,22 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         clientId: k.clientId,
         createTopic: k.createTopic ? { ...k.createTopic } : false,
         logger: (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields),
+        security: auditKafkaSecurity(config),
+        // Durable outbox (audit.outbox, on by default with Kafka): events survive a crash.
+        ...(await kafkaBacklog(config, (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields))),
       }),
     );
+    if (k.ocsfTopic) sinks.push(ocsfKafkaSink(config, k.ocsfTopic, (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields)));
   }
-  const audit = new AuditLog(sinks, { logger: (level, msg, fields) => log(level, msg, fields) });
+  // The hash chain is assigned in AuditLog.record, the one point every event passes in write order.
+  const chain = auditChainFromConfig(config, (overrides.ids ?? randomIds)());
+  const audit = new AuditLog(sinks, { logger: (level, msg, fields) => log(level, msg, fields), chain });
   await audit.start();
 
   const pools = new Map<string, HttpUpstreamPool>();
   for (const [name, u] of Object.entries(config.upstreams)) {
-    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), u.headers));
+    // The gateway's own credentials per upstream (gateway/upstream-auth): never the agent's token.
+    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds })));
   }
   const connectUpstream = (server: string): UpstreamConnection => {
     const u = config.upstreams[server];
@@ -96,23 +106,29 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     return pools.get(server)!.connect();
   };
 
+  // The limits stage (gateway/ratelimit/): local or Redis-shared buckets.
+  const limits = await createRateLimiter(config.rateLimits, { clock, log });
+
   let publicUrl = config.publicUrl ?? "";
   const endpoint = new McpEndpoint({
     config,
     verifier,
     policy: () => policy,
     audit,
-    auditContext: {
+    auditContext: policy.auditRefusalsTo(audit, {
       instanceId: config.audit.instanceId ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
       version: GATEWAY_VERSION,
       clock,
       ids: overrides.ids ?? randomIds,
       resultCapBytes: config.audit.resultCapBytes,
       bundleName: "mcp-authz",
-    },
+      ...auditMaskFromConfig(config),
+      bundleRevision: () => policy.revision,
+    }),
     clock,
     log,
-    connectUpstream,
+    connectUpstream: guardUpstreams(config.upstreams, connectUpstream),
+    limits,
     resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
   });
   endpoint.sessions.startSweeping();
@@ -126,7 +142,10 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         scopesSupported: [...config.auth.scopesSupported],
         resourceName: server === null ? "portcullis MCP gateway" : `portcullis: ${server}`,
       }),
+    timeouts: { headersTimeoutMs: config.edge.headersTimeoutMs, requestTimeoutMs: config.edge.requestTimeoutMs },
+    allowedOrigins: config.edge.allowedOrigins,
   });
+  const inFlight = new InFlight(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.listen.port, config.listen.host, () => {
@@ -145,21 +164,22 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     url,
     endpoint,
     policy,
+    bundles: policy,
     audit,
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      policy.stop();
+      // Graceful: stop accepting, let in-flight calls finish (and be audited), then cut the rest.
+      const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
+      const cut = await inFlight.drain(config.shutdown.drainTimeoutMs, log);
+      // Past the deadline, upstream requests still running are aborted rather than awaited.
+      if (cut > 0) await Promise.all([...pools.values()].map((p) => Promise.all([p.pool.destroy(), p.streams.destroy()])));
       await endpoint.close();
-      await Promise.all([...pools.values()].map((p) => p.close()));
+      server.closeAllConnections();
+      await closed;
+      if (cut === 0) await Promise.all([...pools.values()].map((p) => p.close()));
+      await limits.close();
+      // Last: every call that finished above is on record before the sinks flush and close.
       await audit.close();
     },
   };
-}
-
-function readVerificationKey(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    throw new Error(`${path}: cannot read policy.verificationKey (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
 }

@@ -3,6 +3,9 @@ import { ensureDevKeys, mintToken, parseDuration } from "../auth/index.js";
 import { ConfigError, loadConfig } from "../config/index.js";
 import { GATEWAY_VERSION, startGateway } from "../gateway.js";
 import { runDev, DEV_DEFAULTS } from "./dev.js";
+import { runBundleCommand } from "./bundle.js";
+import { runPolicyCommand } from "./policy.js";
+import { runAuditCommand } from "./audit.js";
 
 export interface Io {
   out: NodeJS.WritableStream;
@@ -106,15 +109,23 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** Commands with subcommands (issue 3); each parses its own arguments. */
+const COMMAND_GROUPS: Record<string, { summary: string; run(argv: string[], io: Io): Promise<number> }> = {
+  bundle: { summary: "build, sign and verify signed policy bundles (bundle build|sign|verify)", run: runBundleCommand },
+  policy: { summary: "evaluate one input, replay recorded decisions against a candidate (policy eval|replay)", run: runPolicyCommand },
+  audit: { summary: "verify the audit hash chain, tail events for a SIEM (audit verify|tail)", run: runAuditCommand },
+};
+
 function help(): string {
   const names = Object.keys(COMMANDS);
-  const width = Math.max(...names.map((n) => n.length));
+  const width = Math.max(...[...names, ...Object.keys(COMMAND_GROUPS)].map((n) => n.length));
   return [
     "portcullis: MCP security gateway",
     "",
     "Usage: portcullis <command> [options]   (every command takes --help)",
     "",
     ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
+    ...Object.entries(COMMAND_GROUPS).map(([n, g]) => `  ${n.padEnd(width)}  ${g.summary}`),
     "",
   ].join("\n");
 }
@@ -125,6 +136,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     io.out.write(help());
     return name === undefined ? 2 : 0;
   }
+  const group = Object.hasOwn(COMMAND_GROUPS, name) ? COMMAND_GROUPS[name] : undefined;
+  if (group) return group.run(rest, io);
   const command = COMMANDS[name];
   if (!command) {
     io.err.write(`portcullis: unknown command "${name}"\n\n${help()}`);

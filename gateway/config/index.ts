@@ -8,3 +8,4 @@ export {
   type HttpUpstreamConfig,
   type StdioUpstreamConfig,
 } from "./schema.js";
+export { OUTBOX_DEFAULTS, type AuditOutboxConfig } from "./outbox-schema.js";

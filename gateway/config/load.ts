@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { configSchema, type GatewayConfig } from "./schema.js";
+import { resolveOutbox } from "./outbox-schema.js";
 
 /** A configuration problem, always naming the file and the dotted field. CLI exits 2 on it. */
 export class ConfigError extends Error {
@@ -50,7 +51,12 @@ export function parseConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv =
   const abs = (p: string) => (isAbsolute(p) || /^https?:\/\//.test(p) ? p : resolve(base, p));
   config.policy.bundle = abs(config.policy.bundle);
   config.policy.verificationKey = abs(config.policy.verificationKey);
+  if (config.policy.shadow) {
+    config.policy.shadow.bundle = abs(config.policy.shadow.bundle);
+    if (config.policy.shadow.verificationKey) config.policy.shadow.verificationKey = abs(config.policy.shadow.verificationKey);
+  }
   if (config.audit.file) config.audit.file = abs(config.audit.file);
+  resolveOutbox(config.audit, abs);
   return deepFreeze(config);
 }
 

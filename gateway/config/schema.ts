@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { auditMaskSchema, auditSigningSchema, kafkaSaslSchema, kafkaSslSchema, saslNeedsTls } from "./audit-schema.js";
+import { parseCidr } from "../shared/ip.js";
+import { auditOnFullSchema, auditOutboxSchema } from "./outbox-schema.js";
 
 /**
  * Contract 2 (../../shared/DESIGN.md, docs/configuration.md). Every object is strict: an unknown
@@ -31,6 +34,26 @@ const authSchema = z
   })
   .strict();
 
+// Hot reload and shadow mode (issue 3; gateway/policy/reloader.ts, shadow.ts).
+const policyReloadSchema = z
+  .object({
+    /** How often the bundle file is stat'ed or the bundle URL polled; 0 = only on SIGHUP. */
+    intervalSeconds: z.number().min(0).max(86_400).default(5),
+    /** Cap on the poll delay after failures (it doubles from intervalSeconds). */
+    maxBackoffSeconds: z.number().min(1).max(86_400).default(300),
+  })
+  .strict()
+  .default({ intervalSeconds: 5, maxBackoffSeconds: 300 });
+
+const policyShadowSchema = z
+  .object({
+    /** Candidate bundle (file or http(s) URL), evaluated beside the live one and audited, never enforced. */
+    bundle: z.string().min(1),
+    /** Defaults to policy.verificationKey (with its algorithm, key id and scope). */
+    verificationKey: z.string().min(1).optional(),
+  })
+  .strict();
+
 const policySchema = z
   .object({
     bundle: z.string().min(1),
@@ -40,6 +63,41 @@ const policySchema = z
       .optional(),
     keyId: z.string().min(1).default("default"),
     scope: z.string().optional(),
+    reload: policyReloadSchema,
+    shadow: policyShadowSchema.optional(),
+  })
+  .strict();
+
+// Upstream credentials and identity assertion (gateway/upstream-auth/).
+const upstreamAuthSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("bearer"), token: z.string().min(1) }).strict(),
+  z
+    .object({
+      type: z.literal("client_credentials"),
+      tokenUrl: z.string().url(),
+      clientId: z.string().min(1),
+      clientSecret: z.string().min(1),
+      scope: z.string().min(1).optional(),
+      audience: z.string().min(1).optional(),
+      /** client_secret_basic (RFC 6749 §2.3.1, the default) or client_secret_post. */
+      clientAuth: z.enum(["basic", "post"]).default("basic"),
+      /** A cached token is replaced this long before it expires. */
+      refreshSkewSeconds: z.number().int().min(0).max(3600).default(30),
+    })
+    .strict(),
+]);
+
+const identityAssertionSchema = z
+  .object({
+    /** PEM file of the gateway's signing key (RSA or EC P-256/384/521). */
+    privateKey: z.string().min(1),
+    keyId: z.string().min(1).optional(),
+    ttlSeconds: z.number().int().min(1).max(3600).default(60),
+    header: z.string().regex(/^[A-Za-z0-9-]+$/, "must be an HTTP header name").default("X-Portcullis-Identity"),
+    /** `iss` of the assertion; default "portcullis". */
+    issuer: z.string().min(1).default("portcullis"),
+    /** `aud` of the assertion; default the upstream's URL. */
+    audience: z.string().min(1).optional(),
   })
   .strict();
 
@@ -48,6 +106,10 @@ const httpUpstreamSchema = z
     url: z.string().url(),
     headers: z.record(z.string(), z.string()).default({}),
     timeoutMs: z.number().int().positive().default(60_000),
+    /** Calls in flight to this upstream across all sessions; more are shed with upstream_busy. */
+    maxConcurrent: z.number().int().positive().default(256),
+    auth: upstreamAuthSchema.optional(),
+    identityAssertion: identityAssertionSchema.optional(),
   })
   .strict();
 
@@ -58,6 +120,8 @@ const stdioUpstreamSchema = z
     env: z.record(z.string(), z.string()).default({}),
     cwd: z.string().optional(),
     timeoutMs: z.number().int().positive().default(60_000),
+    /** Calls in flight to this upstream across all sessions; more are shed with upstream_busy. */
+    maxConcurrent: z.number().int().positive().default(256),
   })
   .strict();
 
@@ -79,11 +143,21 @@ const auditSchema = z
           })
           .strict()
           .optional(),
+        ssl: kafkaSslSchema.optional(),
+        sasl: kafkaSaslSchema.optional(),
+        /** Also publish each event rendered as OCSF API Activity (6003) to this topic. */
+        ocsfTopic: z.string().min(1).optional(),
       })
       .strict()
+      .refine(saslNeedsTls, { message: "sasl.mechanism plain sends the password in clear: set ssl too", path: ["sasl", "mechanism"] })
       .optional(),
+    signing: auditSigningSchema.optional(),
+    mask: auditMaskSchema.default({ paths: [], keys: [], defaultKeys: true }),
     resultCapBytes: z.number().int().min(0).default(4096),
     instanceId: z.string().min(1).optional(),
+    // Durable Kafka outbox and back-pressure (outbox-schema.ts, gateway/audit/outbox.ts).
+    outbox: auditOutboxSchema.optional(),
+    onFull: auditOnFullSchema,
   })
   .strict();
 
@@ -98,6 +172,44 @@ const edgeSchema = z
   .object({
     maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
     allowedOrigins: z.array(z.string().min(1)).default([]),
+    /** Proxies whose X-Forwarded-For entries are believed (gateway/proxy/client-ip.ts). */
+    trustedProxies: z.array(z.string().refine((c) => parseCidr(c) !== null, "must be an IP address or CIDR block")).default([]),
+    /** Slow clients (Node's server timeouts): all headers within this, else 408. */
+    headersTimeoutMs: z.number().int().positive().default(10_000),
+    /** The whole request (headers and body) within this, else 408. */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+  })
+  .strict();
+
+// Rate limits (gateway/ratelimit/, docs/rate-limits.md).
+const windowLimitSchema = z
+  .object({ limit: z.number().int().positive(), windowSeconds: z.number().positive() })
+  .strict();
+
+const rateLimitsSchema = z
+  .object({
+    store: z.enum(["local", "redis"]).default("local"),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"),
+        keyPrefix: z.string().default("portcullis:rl:"),
+        timeoutMs: z.number().int().positive().default(250),
+      })
+      .strict()
+      .optional(),
+    onRedisDown: z.enum(["local", "refuse"]).default("local"),
+    defaults: z
+      .object({ perAgent: windowLimitSchema.optional(), perTool: windowLimitSchema.optional() })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .refine((r) => r.store !== "redis" || r.redis !== undefined, { message: "store: redis needs redis.url", path: ["redis"] });
+
+const shutdownSchema = z
+  .object({
+    /** On SIGTERM, in-flight calls get this long to finish before connections are cut. */
+    drainTimeoutMs: z.number().int().min(0).default(30_000),
   })
   .strict();
 
@@ -111,9 +223,11 @@ export const configSchema = z
     upstreams: z
       .record(z.string().regex(upstreamName, "upstream names are letters, digits, '_' and '-'"), upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, "at least one upstream is required"),
-    audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096 }),
+    audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096, mask: { paths: [], keys: [], defaultKeys: true }, onFull: "reject" }),
     sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000 }),
-    edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [] }),
+    edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
+    rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
+    shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
   })
   .strict();
 

@@ -3,7 +3,9 @@ import { AuditRecord, type AuditOutcome } from "../audit/index.js";
 import { buildPolicyInput, type DecisionMethod, type DecisionOutcome, type PolicyInput } from "../policy/index.js";
 import type { McpEndpointDeps } from "./mcp-endpoint.js";
 import { EDGE_ERRORS } from "./errors.js";
+import { checkRateLimits, shedAnswer, shedFromError, type Shed } from "./limits.js";
 import { rpcError, rpcResult, RpcCode, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
+import { scopeChallenge } from "./scope-challenge.js";
 import type { Responder } from "./responder.js";
 import type { GatewaySession, ToolDefinition } from "./session.js";
 import { UpstreamError } from "./upstream.js";
@@ -68,7 +70,14 @@ export class DecisionPoints {
       const tool = ctx.session.catalog?.get(name) ?? (await this.lookupTool(ctx, name));
       const input = this.input(ctx, "tools/call", { tool: name, arguments: args }, tool);
       const decided = this.decide(input, record);
-      if (decided.decision.allow && tool) return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, true) };
+      const challenge = scopeChallenge(decided, ctx.identity, ctx.responder, record, ctx.request, this.deps.resourceMetadataUrl(ctx.session.server));
+      if (challenge) return challenge;
+      if (decided.decision.allow && tool) {
+        // 4 limits: after the decision (it names the bucket), before the forward.
+        const shed = await this.limits(ctx, name, decided);
+        if (shed) return shedAnswer(ctx.request.id, true, shed, record);
+        return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, true) };
+      }
       // A tool the agent may not see is answered exactly like one that does not exist.
       const visible = tool !== null && this.isVisible(ctx, "tools/list", { tool: name }, tool);
       if (!tool) record.fail("unknown_tool", `no tool "${name}" on server ${ctx.session.server}`);
@@ -86,7 +95,13 @@ export class DecisionPoints {
     await this.audited(ctx, async (record) => {
       const fields = method === "resources/read" ? { resource: target } : { prompt: target, arguments: args as Record<string, unknown> | null };
       const decided = this.decide(this.input(ctx, method, fields, null), record);
-      if (decided.decision.allow) return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, false) };
+      const challenge = scopeChallenge(decided, ctx.identity, ctx.responder, record, ctx.request, this.deps.resourceMetadataUrl(ctx.session.server));
+      if (challenge) return challenge;
+      if (decided.decision.allow) {
+        const shed = await this.limits(ctx, null, decided);
+        if (shed) return shedAnswer(ctx.request.id, false, shed, record);
+        return { outcome: "allowed", answer: await this.forwardAudited(ctx, record, false) };
+      }
       const denial = rpcError(ctx.request.id, RpcCode.InvalidParams, decided.decision.message ?? "denied by policy", {
         [DENIAL_META_KEY]: { decision_id: record.decisionId },
       });
@@ -99,19 +114,31 @@ export class DecisionPoints {
    * happens (STYLE.md pattern 9), and on record before the agent gets its answer.
    */
   private async audited(ctx: RequestContext, body: (record: AuditRecord) => Promise<{ outcome: AuditOutcome; answer: JsonRpcResponse }>): Promise<void> {
+    const refused = await this.admitted(ctx);
+    if (refused) return ctx.responder.final(refused);
     const record = this.open(ctx);
     let outcome: AuditOutcome = "error";
     let answer: JsonRpcResponse;
     try {
       ({ outcome, answer } = await body(record));
     } catch (err) {
-      answer = this.failure(ctx, record, err);
+      // A full upstream (maxConcurrent) is shed like a rate limit, not reported as a failure.
+      const shed = shedFromError(err);
+      if (shed) ({ outcome, answer } = shedAnswer(ctx.request.id, ctx.request.method === "tools/call", shed, record));
+      else answer = this.failure(ctx, record, err);
     }
     await this.finish(ctx, record, outcome, answer);
   }
 
+  /** The limits stage (gateway/ratelimit/): the decision's `rate_limit` plus the configured defaults. */
+  private limits(ctx: RequestContext, tool: string | null, decided: DecisionOutcome): Promise<Shed | null> {
+    return checkRateLimits(this.deps.limits, ctx.identity, ctx.session.server, tool, decided);
+  }
+
   /** Forwards a list request, then keeps only the items policy lets this agent see. */
   private async list(ctx: RequestContext, kind: ListKind): Promise<void> {
+    const refused = await this.admitted(ctx);
+    if (refused) return ctx.responder.final(refused);
     const answer = await this.forwardOrError(ctx);
     const items = answer.result?.[kind.field];
     if (answer.error || !Array.isArray(items)) return ctx.responder.final(answer);
@@ -174,7 +201,7 @@ export class DecisionPoints {
   private async forwardAudited(ctx: RequestContext, record: AuditRecord, isToolCall: boolean): Promise<JsonRpcResponse> {
     record.upstreamStarted();
     try {
-      const answer = await this.forward(ctx);
+      const answer = await this.forward(ctx, record.decisionId);
       if (isToolCall && answer.result) record.toolResult(answer.result);
       if (answer.error) record.fail("upstream_error", `${answer.error.code}: ${answer.error.message}`);
       return answer;
@@ -183,10 +210,13 @@ export class DecisionPoints {
     }
   }
 
-  private forward(ctx: RequestContext): Promise<JsonRpcResponse> {
+  private forward(ctx: RequestContext, decisionId?: string): Promise<JsonRpcResponse> {
     return ctx.session.upstream.request(ctx.request, {
       timeoutMs: this.deps.config.upstreams[ctx.session.server]?.timeoutMs ?? 60_000,
       onMessage: (m) => ctx.responder.related(m),
+      // For the upstream's identity assertion (gateway/upstream-auth); never the agent's token.
+      agent: ctx.identity,
+      decisionId,
     });
   }
 
@@ -215,6 +245,22 @@ export class DecisionPoints {
         return false;
       },
     );
+  }
+
+  /**
+   * Back-pressure (audit.onFull, gateway/audit/outbox.ts): when the audit outbox is over its
+   * bound, the call is refused before it is decided or forwarded, so nothing runs that could not
+   * be put on record. In block mode this waits for room instead. The outbox counts and logs it.
+   */
+  private async admitted(ctx: RequestContext): Promise<JsonRpcResponse | null> {
+    try {
+      await this.deps.audit.admit?.();
+      return null;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code === "audit_backpressure" ? "audit_backpressure" : "audit_unavailable";
+      if (code === "audit_unavailable") this.deps.log("error", "audit admission failed", { error: String(err) });
+      return rpcError(ctx.request.id, EDGE_ERRORS[code].rpc, EDGE_ERRORS[code].message);
+    }
   }
 
   private open(ctx: RequestContext): AuditRecord {

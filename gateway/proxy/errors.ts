@@ -20,6 +20,8 @@ export const EDGE_ERRORS = {
   upstream_failed: { status: 502, rpc: RpcCode.InternalError, message: "Upstream MCP server failed" },
   // Answered in band (HTTP 200): the request was valid, the gateway cannot put it on record.
   audit_unavailable: { status: 200, rpc: RpcCode.InternalError, message: "Audit log unavailable; request refused" },
+  // The durable audit outbox is over its bound (audit.onFull: reject): refused before deciding.
+  audit_backpressure: { status: 200, rpc: RpcCode.InternalError, message: "Audit backlog full (Kafka behind); request refused, retry later" },
 } as const;
 
 export type EdgeErrorCode = keyof typeof EDGE_ERRORS;

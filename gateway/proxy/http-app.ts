@@ -8,6 +8,16 @@ export interface HttpAppOptions {
   servers: readonly string[];
   /** RFC 9728 metadata for `/mcp/NAME`, or for the gateway as a whole when server is null. */
   resourceMetadata: (server: string | null) => object;
+  /**
+   * Slow-client limits (edge.headersTimeoutMs / edge.requestTimeoutMs): a client that has not sent
+   * all headers, or the whole request, in time gets Node's 408 and the connection is closed.
+   */
+  timeouts?: { headersTimeoutMs: number; requestTimeoutMs: number };
+  /**
+   * edge.allowedOrigins, checked here for GET and DELETE too (the endpoint checks POST): a browser
+   * page must not open a session's stream or end a session either. Empty: any Origin is refused.
+   */
+  allowedOrigins?: readonly string[];
 }
 
 const MCP_PATH = /^\/mcp\/([A-Za-z0-9_-]{1,63})\/?(?:\?.*)?$/;
@@ -41,6 +51,8 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
 
   const mcp = (server: string, req: IncomingMessage, res: ServerResponse): void => {
     if (!known.has(server)) return refuse(res, new EdgeError("unknown_server", server));
+    const origin = req.headers.origin;
+    if (opts.allowedOrigins && origin !== undefined && !opts.allowedOrigins.includes(origin)) return refuse(res, new EdgeError("origin_forbidden"));
     let handled: Promise<void>;
     switch (req.method) {
       case "POST":
@@ -62,7 +74,16 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
     });
   };
 
-  return createServer((req, res) => {
+  const t = opts.timeouts;
+  const serverOptions = t
+    ? {
+        headersTimeout: Math.min(t.headersTimeoutMs, t.requestTimeoutMs),
+        requestTimeout: t.requestTimeoutMs,
+        // Node checks these timeouts on this interval (default 30 s, which would blur them).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(t.headersTimeoutMs, t.requestTimeoutMs) / 4))),
+      }
+    : {};
+  return createServer(serverOptions, (req, res) => {
     const match = MCP_PATH.exec(req.url ?? "");
     if (match) return mcp(match[1]!, req, res);
     app(req, res);

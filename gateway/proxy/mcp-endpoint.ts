@@ -3,8 +3,10 @@ import { AuthError, authFailureResponse, extractBearer, type AgentIdentity, type
 import { AuditRecord, type AuditContext, type AuditOutcome } from "../audit/index.js";
 import type { GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
+import type { RateLimiter } from "../ratelimit/index.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
+import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
 import { DecisionPoints } from "./decision-points.js";
 import { EdgeError } from "./errors.js";
 import { classify, rpcError, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type ParsedMessage } from "./jsonrpc.js";
@@ -18,6 +20,8 @@ export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03
 
 export interface AuditSinkLike {
   record(event: ReturnType<AuditRecord["finish"]>): Promise<void>;
+  /** Back-pressure gate (AuditLog.admit): rejects with code audit_backpressure or waits when full. */
+  admit?(): Promise<void>;
 }
 
 export interface McpEndpointDeps {
@@ -33,6 +37,8 @@ export interface McpEndpointDeps {
   connectUpstream: (server: string) => UpstreamConnection;
   /** `publicUrl` + path of the protected resource metadata for a server. */
   resourceMetadataUrl: (server: string) => string;
+  /** The limits stage (gateway/ratelimit/); absent means no rate limits. */
+  limits?: RateLimiter;
 }
 
 /**
@@ -42,6 +48,8 @@ export interface McpEndpointDeps {
 export class McpEndpoint {
   readonly sessions: SessionStore;
   private readonly decisions: DecisionPoints;
+  /** The real client behind trusted proxies (edge.trustedProxies): policy's request.source_ip. */
+  private readonly clientIp: ClientIpResolver;
 
   constructor(private readonly deps: McpEndpointDeps) {
     this.sessions = new SessionStore({
@@ -50,6 +58,7 @@ export class McpEndpoint {
       now: deps.clock.now,
     });
     this.decisions = new DecisionPoints(deps);
+    this.clientIp = clientIpResolver(deps.config.edge.trustedProxies ?? []);
   }
 
   async post(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -95,7 +104,7 @@ export class McpEndpoint {
     // 4–6 decision, forward, audit: per method (decision-points.ts). A client that disconnects
     // does not cancel the upstream call: in MCP, cancellation is an explicit notification.
     try {
-      await this.decisions.handle({ session, identity, request: parsed.message, responder, sourceIp: req.socket.remoteAddress ?? null });
+      await this.decisions.handle({ session, identity, request: parsed.message, responder, sourceIp: this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]) });
     } catch (err) {
       if (err instanceof UpstreamError && err.code === "upstream_session_lost") {
         await this.sessions.end(session.id);
@@ -165,7 +174,7 @@ export class McpEndpoint {
     const timeoutMs = this.deps.config.upstreams[server]?.timeoutMs ?? 60_000;
     let answer;
     try {
-      answer = await upstream.initialize(request, { timeoutMs });
+      answer = await upstream.initialize(request, { timeoutMs, agent: identity });
     } catch (err) {
       await upstream.close();
       this.deps.log("warn", "upstream initialize failed", { server, error: String(err) });
@@ -226,7 +235,7 @@ export class McpEndpoint {
       method,
       requestId: parsed?.kind === "request" ? parsed.message.id : null,
       sessionId: null,
-      requestedBy: req.socket.remoteAddress ?? null,
+      requestedBy: this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
     });
     record.fail(code, message);
     await this.writeAudit(record, "unauthenticated");

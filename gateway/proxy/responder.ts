@@ -10,11 +10,17 @@ import { sseMessage } from "./sse.js";
 export class Responder {
   private streaming = false;
   private readonly extraHeaders: Record<string, string> = {};
+  /** Status of a plain JSON final answer (e.g. 403 for a scope challenge); 200 by default. */
+  private finalStatus = 200;
 
   constructor(private readonly res: ServerResponse) {}
 
   header(name: string, value: string): void {
     this.extraHeaders[name] = value;
+  }
+
+  status(code: number): void {
+    this.finalStatus = code;
   }
 
   get closed(): boolean {
@@ -37,7 +43,7 @@ export class Responder {
   }
 
   /** The final response; ends the HTTP exchange. */
-  final(message: JsonRpcResponse, status = 200): void {
+  final(message: JsonRpcResponse, status = this.finalStatus): void {
     if (this.closed) return;
     const body = serialize(message);
     if (this.streaming) {

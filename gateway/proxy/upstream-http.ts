@@ -2,6 +2,7 @@ import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
 import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
 import { SseParser } from "./sse.js";
+import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
 import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
 
 /**
@@ -14,10 +15,13 @@ export class HttpUpstreamPool {
   /** Server→client streams live as long as their sessions, so they get connections of their own. */
   readonly streams: Pool;
   readonly path: string;
+  /** The gateway's own credentials for this upstream (static headers, bearer, client credentials, identity assertion). */
+  readonly auth: UpstreamAuthorizer;
   constructor(
     readonly url: URL,
-    readonly staticHeaders: Readonly<Record<string, string>>,
+    auth: Readonly<Record<string, string>> | UpstreamAuthorizer,
   ) {
+    this.auth = auth instanceof UpstreamAuthorizer ? auth : UpstreamAuthorizer.fixed(auth);
     this.pool = new Pool(url.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
     this.streams = new Pool(url.origin, { connections: null, pipelining: 1, bodyTimeout: 0 });
     this.path = url.pathname + url.search;
@@ -33,6 +37,8 @@ export class HttpUpstreamPool {
 export class HttpUpstreamConnection implements UpstreamConnection {
   private sessionId: string | null = null;
   private protocolVersion: string | null = null;
+  /** The session's agent, for the identity assertion on requests that carry none (notifications, GET, DELETE). */
+  private agent: ForwardContext["agent"];
 
   constructor(private readonly upstream: HttpUpstreamPool) {}
 
@@ -76,8 +82,9 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
+    const headers = await this.headers("text/event-stream", {});
     const res = await this.upstream.streams
-      .request({ path: this.upstream.path, method: "GET", headers: this.headers("text/event-stream"), signal })
+      .request({ path: this.upstream.path, method: "GET", headers, signal })
       .catch((err: unknown) => {
         throw toUpstreamError(err);
       });
@@ -101,7 +108,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       const res = await this.upstream.pool.request({
         path: this.upstream.path,
         method: "DELETE",
-        headers: this.headers("application/json"),
+        headers: await this.headers("application/json", {}),
         headersTimeout: 5_000,
         bodyTimeout: 5_000,
       });
@@ -112,22 +119,45 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     this.sessionId = null;
   }
 
-  private headers(accept: string): Record<string, string> {
+  private async headers(accept: string, ctx: ForwardContext): Promise<Record<string, string>> {
     // Only the gateway's own configured credentials go upstream; the agent's token, cookies and
     // gateway session id are never copied (no token passthrough).
-    const h: Record<string, string> = { ...this.upstream.staticHeaders, accept, "content-type": "application/json" };
+    if (ctx.agent) this.agent = ctx.agent;
+    let own: Record<string, string>;
+    try {
+      own = await this.upstream.auth.headers({ agent: this.agent, decisionId: ctx.decisionId });
+    } catch (err) {
+      if (err instanceof UpstreamAuthError) throw new UpstreamError("upstream_auth_failed", err.message);
+      throw err;
+    }
+    const h: Record<string, string> = { ...own, accept, "content-type": "application/json" };
     if (this.sessionId) h["mcp-session-id"] = this.sessionId;
     if (this.protocolVersion) h["mcp-protocol-version"] = this.protocolVersion;
     return h;
   }
 
   private async post(message: JsonRpcMessage, opts: RequestOptions) {
+    const body = JSON.stringify(message);
+    const ctx: ForwardContext = { agent: opts.agent, decisionId: opts.decisionId };
+    let headers = await this.headers("application/json, text/event-stream", ctx);
+    let res = await this.attempt(body, headers, opts);
+    // A fetched token the upstream refuses (revoked, rotated early): renew it and retry once.
+    // A 401 means the upstream did not act on the message, so sending it again is safe.
+    if (res.statusCode === 401 && this.upstream.auth.rejected(headers)) {
+      await res.body.dump();
+      headers = await this.headers("application/json, text/event-stream", ctx);
+      res = await this.attempt(body, headers, opts);
+    }
+    return res;
+  }
+
+  private async attempt(body: string, headers: Record<string, string>, opts: RequestOptions) {
     try {
       return await this.upstream.pool.request({
         path: this.upstream.path,
         method: "POST",
-        headers: this.headers("application/json, text/event-stream"),
-        body: JSON.stringify(message),
+        headers,
+        body,
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
         signal: opts.signal,

@@ -1,3 +1,4 @@
+import type { AssertedAgent } from "../upstream-auth/index.js";
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "./jsonrpc.js";
 
 /**
@@ -30,12 +31,16 @@ export interface RequestOptions {
   onMessage?: (m: JsonRpcMessage) => void;
   /** Negotiated protocol version to announce upstream (HTTP header). */
   protocolVersion?: string | null;
+  /** The verified agent, for an upstream's identity assertion (never its token). */
+  agent?: AssertedAgent | undefined;
+  /** The decision that let this request through, named in the identity assertion. */
+  decisionId?: string | undefined;
 }
 
 /** Why an upstream exchange failed; mapped to a JSON-RPC error and audit outcome `error`. */
 export class UpstreamError extends Error {
   constructor(
-    readonly code: "upstream_unreachable" | "upstream_timeout" | "upstream_http_error" | "upstream_bad_response" | "upstream_session_lost" | "upstream_closed",
+    readonly code: "upstream_unreachable" | "upstream_timeout" | "upstream_http_error" | "upstream_bad_response" | "upstream_session_lost" | "upstream_closed" | "upstream_auth_failed" | "upstream_busy",
     message: string,
   ) {
     super(message);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { EXPECTED_CODE, type DefectKind } from "../fakes/jwks.js";
 import { startStack, type Stack } from "../support/stack.js";
+import { assertAuditEvents } from "../support/audit-schema.js";
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
 
@@ -185,6 +186,8 @@ describe("gateway end to end (demo upstream, real opa bundle, SDK client)", func
     assert.equal(input.request.arguments.password, "**REDACTED**");
     assert.ok(allowed.masked.includes("/input/request/arguments/password"));
     assert.equal((denied.result as { allow: boolean }).allow, false);
+    // Every event this suite produced so far matches the schema SIEMs are given.
+    assertAuditEvents(stack.auditEvents());
   });
 
   it("proxies the third-party server-everything over Streamable HTTP (SSE answers)", async () => {

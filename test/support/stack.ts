@@ -90,6 +90,8 @@ export interface StackOptions {
   kafka?: { brokers: string[]; topic: string };
   everythingHttp?: boolean;
   everythingStdio?: boolean;
+  /** Extra `audit` config keys (signing, mask, …) merged over the file/kafka ones. */
+  audit?: Record<string, unknown>;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -112,7 +114,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         ...(everything ? { everything: { url: everything.url } } : {}),
         ...(opts.everythingStdio ? { stdio: { command: process.execPath, args: [everythingEntry, "stdio"] } } : {}),
       },
-      audit: { file: auditFile, ...(opts.kafka ? { kafka: { brokers: opts.kafka.brokers, topic: opts.kafka.topic, createTopic: { partitions: 1, replicationFactor: 1 } } } : {}) },
+      audit: { file: auditFile, ...(opts.kafka ? { kafka: { brokers: opts.kafka.brokers, topic: opts.kafka.topic, createTopic: { partitions: 1, replicationFactor: 1 } } } : {}), ...(opts.audit ?? {}) },
     },
     join(work, "gateway.yaml"),
   );

@@ -60,6 +60,16 @@ describe("config", () => {
     });
   }
 
+  it("fills policy.reload defaults and resolves the shadow bundle and key like the live ones (URLs untouched)", () => {
+    const c = parseConfig({ ...minimal(), policy: { ...minimal().policy, shadow: { bundle: "bundles/build/candidate.tar.gz", verificationKey: "keys/cand.pub.pem" } } }, "/etc/portcullis/gw.yaml", {});
+    assert.deepEqual(c.policy.reload, { intervalSeconds: 5, maxBackoffSeconds: 300 });
+    assert.deepEqual(c.policy.shadow, { bundle: "/etc/portcullis/bundles/build/candidate.tar.gz", verificationKey: "/etc/portcullis/keys/cand.pub.pem" });
+    const url = parseConfig({ ...minimal(), policy: { ...minimal().policy, bundle: "https://bundles.example.com/mcp-authz.tar.gz", reload: { intervalSeconds: 30 } } }, "/etc/portcullis/gw.yaml", {});
+    assert.equal(url.policy.bundle, "https://bundles.example.com/mcp-authz.tar.gz");
+    assert.deepEqual(url.policy.reload, { intervalSeconds: 30, maxBackoffSeconds: 300 });
+    assert.deepEqual(problems({ ...minimal(), policy: { ...minimal().policy, shadow: { bundel: "x" } } }), ["policy.shadow.bundle: is required", 'policy.shadow: unknown key "bundel"']);
+  });
+
   it("expands ${VAR} from the environment", () => {
     const raw = minimal() as Record<string, any>;
     raw.upstreams.files.headers = { Authorization: "Bearer ${FILES_TOKEN}" };

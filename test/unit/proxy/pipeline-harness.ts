@@ -5,7 +5,8 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseConfig } from "../../../gateway/config/index.js";
-import { createHttpServer, McpEndpoint, type ToolDefinition } from "../../../gateway/proxy/index.js";
+import { createHttpServer, McpEndpoint, type ToolDefinition, type UpstreamConnection } from "../../../gateway/proxy/index.js";
+import type { RateLimiter } from "../../../gateway/ratelimit/index.js";
 import type { LogLevel } from "../../../gateway/shared/log.js";
 import { FakeAudit } from "../../fakes/audit.js";
 import { FakePolicyEngine, type DecideFn } from "../../fakes/policy.js";
@@ -71,6 +72,10 @@ export interface HarnessOptions {
   script?: UpstreamScript;
   decide?: DecideFn;
   sessions?: { maxSessions?: number };
+  /** The limits stage (pipeline-limits.test.ts); none by default. */
+  limits?: RateLimiter;
+  /** Wraps each upstream connection (e.g. with a concurrency limit). */
+  wrapUpstream?: (server: string, upstream: UpstreamConnection) => UpstreamConnection;
 }
 
 export class Harness {
@@ -117,9 +122,10 @@ export class Harness {
       connectUpstream: (server) => {
         const upstream = new FakeUpstream(opts.script);
         this.upstreams.push({ server, upstream });
-        return upstream;
+        return opts.wrapUpstream ? opts.wrapUpstream(server, upstream) : upstream;
       },
       resourceMetadataUrl: metadataUrl,
+      ...(opts.limits ? { limits: opts.limits } : {}),
     });
     this.server = createHttpServer(this.endpoint, { servers: Object.keys(config.upstreams), resourceMetadata: () => ({}) });
   }
