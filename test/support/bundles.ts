@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
 import { fileDigest, readTarGz } from "../../gateway/policy/index.js";
+import { writeTarGz } from "../../gateway/policy/index.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -129,52 +129,9 @@ async function runOpaBuild(
 
 // ---------------------------------------------------------------- hand-assembled bundles
 
-/** writeTarGz writes regular files as a ustar archive (PAX records for long names), gzip'd. */
-export function writeTarGz(files: ReadonlyMap<string, Buffer | string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, raw] of files) {
-    const body = typeof raw === "string" ? Buffer.from(raw, "utf8") : raw;
-    if (Buffer.byteLength(name) > 100) {
-      const record = paxRecord("path", name);
-      blocks.push(tarHeader("././@PaxHeader", record.length, "x"), pad(record));
-    }
-    blocks.push(tarHeader(name, body.length, "0"), pad(body));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks));
-}
-
-function tarHeader(name: string, size: number, type: string): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name.slice(0, 100), 0, "utf8");
-  h.write("0000600\0", 100, "latin1");
-  h.write("0000000\0", 108, "latin1");
-  h.write("0000000\0", 116, "latin1");
-  h.write(`${size.toString(8).padStart(11, "0")}\0`, 124, "latin1");
-  h.write("00000000000\0", 136, "latin1");
-  h.write(type, 156, "latin1");
-  h.write("ustar\0", 257, "latin1");
-  h.write("00", 263, "latin1");
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
-  return h;
-}
-
-function paxRecord(key: string, value: string): Buffer {
-  const text = ` ${key}=${value}\n`;
-  // The length prefix counts itself: iterate to the fixed point.
-  const textLen = Buffer.byteLength(text);
-  let len = textLen;
-  while (textLen + String(len).length !== len) len = textLen + String(len).length;
-  return Buffer.from(`${len}${text}`, "utf8");
-}
-
-function pad(body: Buffer): Buffer {
-  const rem = body.length % 512;
-  return rem === 0 ? body : Buffer.concat([body, Buffer.alloc(512 - rem)]);
-}
+// The gateway's own writer (gateway/policy/tar-write.ts, used by `portcullis bundle sign`); the
+// reader is still checked against archives the real opa writes.
+export { writeTarGz };
 
 export interface SignFilesOptions {
   /** Private key PEM (RS/PS/ES) or shared secret (HS). */
