@@ -10,8 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { fileDigest, readTarGz } from "../../gateway/policy/index.js";
-import { writeTarGz } from "../../gateway/policy/index.js";
+import { fileDigest, readTarGz, writeTarGz } from "../../gateway/policy/index.js";
 
 const execFileAsync = promisify(execFile);
 
