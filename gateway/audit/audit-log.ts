@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { AuditChain } from "./chain.js";
 import { stderrAuditLogger, type AuditLogger } from "./logger.js";
+import { RefusalFolder, type RefusalFoldingOptions } from "./refusal-folding.js";
 import type { AuditEvent, AuditSink } from "./types.js";
 
 /** A sink that needs starting (connecting) before it delivers, like the Kafka sink. */
@@ -33,6 +34,16 @@ export class AuditWriteError extends Error {
   }
 }
 
+export interface AuditLogOptions {
+  logger?: AuditLogger;
+  chain?: AuditChain;
+  /** audit.refusals: per-source folding of `unauthenticated`/`invalid` events; absent: none. */
+  refusals?: RefusalFoldingOptions;
+}
+
+/** How often ended refusal windows are looked for (their summaries are written then). */
+const REFUSAL_SWEEP_MS = 5_000;
+
 /**
  * Fans each event out to every sink. A sink failure is logged and surfaces as a rejection: the
  * caller (the pipeline) decides whether a request may be answered without its audit event.
@@ -44,13 +55,17 @@ export class AuditLog {
   private readonly counts = new Map<string, SinkCounts>();
 
   private readonly chain: AuditChain;
+  private readonly refusals: RefusalFolder | null;
+  private sweep: NodeJS.Timeout | null = null;
 
-  constructor(sinks: readonly AuditSink[], options: { logger?: AuditLogger; chain?: AuditChain } = {}) {
+  constructor(sinks: readonly AuditSink[], options: AuditLogOptions = {}) {
     this.sinks = sinks;
     this.log = options.logger ?? stderrAuditLogger;
     // Every event carries a chain position; without a configured one, an unsigned chain whose
     // epoch is this process's (the composition root passes its own, signed when configured).
     this.chain = options.chain ?? new AuditChain({ epoch: randomUUID() });
+    const folder = options.refusals ? new RefusalFolder(options.refusals) : null;
+    this.refusals = folder?.enabled ? folder : null;
     for (const s of sinks) this.counts.set(s.name, { written: 0, failed: 0 });
   }
 
@@ -59,7 +74,50 @@ export class AuditLog {
     await Promise.all(this.sinks.filter(isStartable).map((s) => s.start()));
   }
 
+  /**
+   * Writes the event to every sink. A refusal over its source's budget (audit.refusals) is
+   * folded instead: counted into its source's summary, and this resolves at once (the request
+   * was refused; nothing acted on it).
+   */
   async record(unchained: AuditEvent): Promise<void> {
+    if (this.refusals?.fold(unchained)) {
+      this.startSweep();
+      return;
+    }
+    if (this.refusals?.active) this.startSweep();
+    await this.write(unchained);
+  }
+
+  /**
+   * Writes the summaries of refusal windows that ended (all pending ones with `all`). Runs on an
+   * unref'd timer; tests with a manual clock call it directly. Never rejects: a failed summary
+   * is logged like any failed write.
+   */
+  async flushRefusals(all = false): Promise<void> {
+    if (!this.refusals) return;
+    for (const summary of this.refusals.due(all)) {
+      await this.write(summary).catch(() => undefined);
+    }
+    if (!this.refusals.active) this.stopSweep();
+  }
+
+  /** Refusals folded so far, and how many of them the summaries written so far stand for. */
+  refusalStats(): { folded: number; summarized: number } {
+    return this.refusals?.stats() ?? { folded: 0, summarized: 0 };
+  }
+
+  private startSweep(): void {
+    if (this.sweep) return;
+    this.sweep = setInterval(() => void this.flushRefusals(), REFUSAL_SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  private stopSweep(): void {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
+  }
+
+  private async write(unchained: AuditEvent): Promise<void> {
     // The chain is assigned here, synchronously and before any sink sees the event: this is the
     // single point every event passes in write order (docs/audit.md "Integrity").
     const event = this.chain.seal(unchained);
@@ -113,6 +171,9 @@ export class AuditLog {
    * Reports the events sinks accepted but did not deliver, so shutdown can say so.
    */
   async close(): Promise<{ remaining: number; bySink: Record<string, number> }> {
+    // Folded refusals are on record before the sinks close: their summaries go out now.
+    await this.flushRefusals(true);
+    this.stopSweep();
     const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
     const bySink: Record<string, number> = {};
     let remaining = 0;

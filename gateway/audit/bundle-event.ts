@@ -1,4 +1,5 @@
 import { rfc3339Nano } from "../shared/clock.js";
+import { capString, NORMAL_CAPS } from "./bounds.js";
 import type { AuditContext } from "./record.js";
 import type { AuditEvent } from "./types.js";
 
@@ -28,15 +29,16 @@ export function bundleRefusedEvent(ctx: AuditContext, refusal: BundleRefusal): A
     timestamp: rfc3339Nano(ctx.clock.now()),
     path: "mcp/authz/decision",
     labels: { id: ctx.instanceId, version: ctx.version },
-    bundles: refusal.activeRevision === "" ? {} : { [ctx.bundleName ?? "mcp-authz"]: { revision: refusal.activeRevision } },
+    bundles: refusal.activeRevision === "" ? {} : { [ctx.bundleName ?? "mcp-authz"]: { revision: capString(refusal.activeRevision, NORMAL_CAPS.name) } },
     input: null,
     result: null,
     erased: [],
     masked: [],
     outcome: "error",
-    error: { code: refusal.code, message: `${refusal.role} bundle refused: ${refusal.message}` },
+    // Capped like a request's strings (docs/audit.md "Size limits"): a loader error can quote a lot.
+    error: { code: capString(refusal.code, NORMAL_CAPS.name), message: capString(`${refusal.role} bundle refused: ${refusal.message}`, NORMAL_CAPS.message) },
     agent: { sub: null, client_id: null },
-    mcp: { server: "", method: BUNDLE_REFUSED_METHOD, tool: null, resource: refusal.source },
+    mcp: { server: "", method: BUNDLE_REFUSED_METHOD, tool: null, resource: capString(refusal.source, NORMAL_CAPS.name) },
     requested_by: null,
     latency_ms: { decision: 0, upstream: null, total: 0 },
   };

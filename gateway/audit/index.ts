@@ -1,9 +1,11 @@
 /** The audit stage's front door (STYLE.md pattern 2): nothing else in gateway/ imports deeper. */
-export type { AuditEvent, AuditOutcome, AuditSink, SinkCloseReport, ToolResultSummary } from "./types.js";
+export type { AuditEvent, AuditOutcome, AuditSink, FoldedRefusals, SinkCloseReport, ToolResultSummary, TruncationMarker } from "./types.js";
 export { AuditRecord, type AuditContext, type AuditRecordInit } from "./record.js";
 export { applyMasks, REDACTED, type MaskApplied, type MaskTarget } from "./mask.js";
 export { summarizeToolResult } from "./result-summary.js";
-export { JsonlFileSink, type JsonlFileSinkOptions } from "./file-sink.js";
+export { AuditUnavailableError, JsonlFileSink, type FileSinkIo, type JsonlFileSinkOptions } from "./file-sink.js";
+export { DEFAULT_MAX_EVENT_BYTES, MIN_MAX_EVENT_BYTES } from "./event-budget.js";
+export { jsonLine } from "./jsonl.js";
 export {
   KafkaSink,
   type KafkaSinkOptions,
@@ -15,7 +17,8 @@ export {
 } from "./kafka-sink.js";
 export { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
 export { Outbox, AuditBackpressureError, type OutboxOptions } from "./outbox.js";
-export { AuditLog, AuditWriteError, type SinkCounts } from "./audit-log.js";
+export { AuditLog, AuditWriteError, type AuditLogOptions, type SinkCounts } from "./audit-log.js";
+export { REFUSALS_FOLDED_CODE, type RefusalFoldingOptions } from "./refusal-folding.js";
 export { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
 // Tamper evidence, SIEM rendering, Kafka security and readers (issue 4, items 3-6).
 export { AuditChain, chainHash, ed25519PrivateKey, ed25519PublicKey, GENESIS_HASH, signCheckpoint, verifyCheckpoint, type AuditChainOptions, type UnchainedAuditEvent } from "./chain.js";

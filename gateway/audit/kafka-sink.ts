@@ -10,13 +10,16 @@ import {
   type ProducerConfig,
 } from "kafkajs";
 import { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
+import { isSizeRefusal, recordRefusal, type KafkaRefusal } from "./kafka-refusal.js";
+import { estimatedBatchBytes, fittingCount, probeTopicLimit, type TopicMessageLimit } from "./kafka-topic-limit.js";
 import { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
+import { DeadLetterFile, deadLetterLine } from "./outbox-dead-letter.js";
 import type { AuditEvent, AuditSink, SinkCloseReport } from "./types.js";
 import type { KafkaSecurityOptions } from "./kafka-security.js";
 
 /** The parts of a kafkajs producer the sink uses (a seam for unit tests). */
 export type KafkaProducerLike = Pick<Producer, "connect" | "disconnect" | "send">;
-export type KafkaAdminLike = Pick<Admin, "connect" | "disconnect" | "listTopics" | "createTopics">;
+export type KafkaAdminLike = Pick<Admin, "connect" | "disconnect" | "listTopics" | "createTopics" | "describeConfigs" | "describeCluster">;
 export interface KafkaClientLike {
   producer(config: ProducerConfig): KafkaProducerLike;
   admin(): KafkaAdminLike;
@@ -43,6 +46,19 @@ export interface KafkaSinkOptions {
   encode?: (event: AuditEvent) => string;
   /** TLS and SASL for the client (kafkaSecurityOptions maps audit.kafka.ssl/sasl). */
   security?: KafkaSecurityOptions;
+  /**
+   * Where an event Kafka refuses permanently (kafka-refusal.ts) goes, so the events behind it keep
+   * flowing (audit.kafka.deadLetterFile). Without it such an event is retried forever, with an
+   * error logged per attempt: it blocks the stream, but nothing is dropped.
+   */
+  deadLetterFile?: string;
+  /**
+   * The largest event the gateway builds (audit.maxEventBytes). At connect the sink reads the
+   * topic's max.message.bytes and logs an error when it is below this plus RECORD_OVERHEAD_BYTES.
+   */
+  maxEventBytes?: number;
+  /** Clock for the dead-letter timestamps (default Date.now). */
+  now?: () => number;
   /** Test seam: the client to use instead of a kafkajs `Kafka` built from the options above. */
   client?: KafkaClientLike;
 }
@@ -56,6 +72,8 @@ export interface KafkaSinkStats {
   sendFailures: number;
   /** Producers created to replace a failed one. */
   producerRecreations: number;
+  /** Events Kafka refused permanently, written to the dead-letter file and acknowledged in the backlog. */
+  deadLettered: number;
   /** With the durable outbox as backlog: its counters (refusals, fsyncs, unacked bytes, …). */
   outbox?: BacklogStats;
 }
@@ -73,6 +91,11 @@ export interface KafkaCloseReport extends SinkCloseReport {
  * the backlog only after Kafka confirmed. A rejected send ends that producer instance (kafkajs
  * cannot recover its sequence state), and the same batch is retried on a new one after a backoff.
  * Duplicates across producers are possible by design; consumers dedupe on `decision_id`.
+ *
+ * An event Kafka refuses permanently (kafka-refusal.ts: too large, invalid) is not retried
+ * forever: a refused batch is re-sent one event at a time, and each refused event is appended to
+ * the dead-letter file before the backlog moves past it (stats().deadLettered). Batches are cut
+ * to the topic's max.message.bytes, read at connect (kafka-topic-limit.ts).
  */
 export class KafkaSink implements AuditSink {
   readonly name: string;
@@ -92,7 +115,14 @@ export class KafkaSink implements AuditSink {
   // Soft stop: drain what is queued, then exit. Hard stop: the close deadline passed.
   private readonly closing = new AbortController();
   private readonly hardStop = new AbortController();
-  private counters = { sent: 0, sendFailures: 0, producerRecreations: 0 };
+  private counters = { sent: 0, sendFailures: 0, producerRecreations: 0, deadLettered: 0 };
+  private readonly deadLetter: DeadLetterFile | null;
+  private readonly now: () => number;
+  /** The topic's batch limit once read at connect (null: unknown, not cut). */
+  private topicLimit: TopicMessageLimit | null = null;
+  private limitTriedAt = Number.NEGATIVE_INFINITY;
+  /** Learned from a whole batch refused for its size while each of its events was accepted alone. */
+  private learnedBatchLimit = Number.POSITIVE_INFINITY;
 
   constructor(opts: KafkaSinkOptions) {
     this.opts = opts;
@@ -104,6 +134,8 @@ export class KafkaSink implements AuditSink {
     this.backoff = opts.backoff ?? { initialMs: 300, maxMs: 30_000 };
     this.topicReady = !opts.createTopic;
     this.client = opts.client ?? this.buildClient();
+    this.deadLetter = opts.deadLetterFile ? new DeadLetterFile(opts.deadLetterFile) : null;
+    this.now = opts.now ?? Date.now;
   }
 
   /**
@@ -191,30 +223,126 @@ export class KafkaSink implements AuditSink {
         await this.backlog.whenNonEmpty(this.closing.signal);
         continue;
       }
-      const batch = await this.backlog.peek(this.maxBatch, this.maxBatchBytes);
-      if (!(await this.deliver(batch))) return;
-      await this.backlog.ack(batch.length);
-      this.counters.sent += batch.length;
+      const peeked = await this.backlog.peek(this.maxBatch, this.maxBatchBytes);
+      // Under the topic's batch limit (kafka-topic-limit.ts); the rest stays for the next batch.
+      const batch = peeked.slice(0, fittingCount(peeked, this.batchLimit()));
+      const result = await this.deliver(batch);
+      if (result.kind === "stopped") return;
+      if (result.kind === "sent") {
+        await this.backlog.ack(batch.length);
+        this.counters.sent += batch.length;
+        continue;
+      }
+      if (batch.length > 1) {
+        this.log("warn", "audit: Kafka refused a batch permanently; sending its events one at a time to find the refused ones", {
+          ...refusalFields(result.refusal),
+          batch: batch.length,
+          firstDecisionId: batch[0]?.decisionId,
+        });
+      }
+      const isolated = await this.oneByOne(batch.length, batch.length === 1 ? result.refusal : null);
+      if (isolated === "stopped") return;
+      if (isolated === 0 && batch.length > 1 && isSizeRefusal(result.refusal)) {
+        // Every event went through alone: the batch was too big as a whole (the topic's limit could
+        // not be read, or is below what it said). Cut later batches to the size of its first half.
+        this.learnedBatchLimit = estimatedBatchBytes(batch.slice(0, Math.floor(batch.length / 2)));
+        this.log("warn", "audit: Kafka refused a batch for its size; later batches are cut smaller", { batchLimitBytes: this.learnedBatchLimit });
+      }
     }
   }
 
-  /** Sends `batch` until Kafka confirms it; false only when the hard stop interrupted it. */
-  private async deliver(batch: readonly OutboundMessage[]): Promise<boolean> {
+  private batchLimit(): number {
+    return Math.min(this.learnedBatchLimit, this.topicLimit?.bytes ?? Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Delivers the next `count` events of the backlog one at a time, in order: those Kafka accepts
+   * are sent, those it refuses permanently are dead-lettered, so only the culprits leave the
+   * stream. `knownRefusal`: the first event's refusal is already known (a batch of one).
+   * Returns how many were dead-lettered, or "stopped" (hard stop).
+   */
+  private async oneByOne(count: number, knownRefusal: KafkaRefusal | null): Promise<number | "stopped"> {
+    let deadLettered = 0;
+    for (let i = 0; i < count; i++) {
+      // peek/ack in steps of one: an ack applies to the last peek.
+      const [msg] = await this.backlog.peek(1, this.maxBatchBytes);
+      if (!msg) break;
+      const outcome = await this.settle(msg, i === 0 ? knownRefusal : null);
+      if (outcome === "stopped") return "stopped";
+      await this.backlog.ack(1);
+      if (outcome === "sent") {
+        this.counters.sent++;
+      } else {
+        this.counters.deadLettered++;
+        deadLettered++;
+      }
+    }
+    return deadLettered;
+  }
+
+  /** One event, until Kafka took it ("sent"), the dead-letter file took it ("dead"), or the hard stop. */
+  private async settle(msg: OutboundMessage, knownRefusal: KafkaRefusal | null): Promise<"sent" | "dead" | "stopped"> {
+    let result: DeliveryResult = knownRefusal ? { kind: "refused", refusal: knownRefusal } : await this.deliver([msg]);
+    for (let attempt = 1; result.kind === "refused"; attempt++) {
+      if (await this.moveToDeadLetter(msg, result.refusal)) return "dead";
+      // Never skip an event that is on record nowhere else: it stays at the head (later events
+      // wait, back-pressure follows) and is tried again, on Kafka first: its limit may have been
+      // raised meanwhile.
+      if (!(await this.pause(attempt))) return "stopped";
+      result = await this.deliver([msg]);
+    }
+    return result.kind;
+  }
+
+  /** Writes the refused event to the dead-letter file; false (logged loudly) when it could not. */
+  private async moveToDeadLetter(msg: OutboundMessage, refusal: KafkaRefusal): Promise<boolean> {
+    const fields = { topic: this.opts.topic, decision_id: msg.decisionId, valueBytes: Buffer.byteLength(msg.value), ...refusalFields(refusal) };
+    if (!this.deadLetter) {
+      this.log("error", "audit: Kafka refuses this event permanently and no dead-letter file is configured: it blocks every later event until it is accepted", fields);
+      return false;
+    }
+    try {
+      await this.deadLetter.append(deadLetterLine(msg, this.opts.topic, refusal, new Date(this.now())));
+    } catch (err) {
+      this.log("error", "audit: cannot write the dead-letter file; the event Kafka refuses stays in the outbox and blocks every later event until the file is writable", {
+        ...fields,
+        deadLetterFile: this.deadLetter.path,
+        deadLetterError: err instanceof Error ? err.message : String(err),
+      });
+      return false;
+    }
+    this.log("error", "audit: Kafka refused an event permanently; moved it to the dead-letter file", { ...fields, deadLetterFile: this.deadLetter.path });
+    return true;
+  }
+
+  /**
+   * Sends `batch` until Kafka confirms it ("sent"), refuses it permanently ("refused": an error
+   * about a record, kafka-refusal.ts), or the hard stop interrupts it ("stopped"). Any other
+   * failure is retried on a new producer after a backoff.
+   */
+  private async deliver(batch: readonly OutboundMessage[]): Promise<DeliveryResult> {
     const messages: Message[] = batch.map((m) => ({
       key: m.key,
       value: m.value,
       headers: { "decision-id": m.decisionId },
     }));
     for (let attempt = 1; ; attempt++) {
-      if (this.hardStop.signal.aborted) return false;
+      if (this.hardStop.signal.aborted) return { kind: "stopped" };
       try {
         const producer = await this.ready();
         await producer.send({ topic: this.opts.topic, acks: -1, timeout: 30_000, messages });
-        return true;
+        return { kind: "sent" };
       } catch (err) {
-        if (this.hardStop.signal.aborted) return false;
+        if (this.hardStop.signal.aborted) return { kind: "stopped" };
         this.counters.sendFailures++;
-        const waitMs = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 20));
+        // kafkajs rolls the sequence back on a failed send and never re-initialises the producer
+        // id, so the old instance could reuse a range the broker already holds: never reuse it.
+        const refusal = recordRefusal(err);
+        if (refusal) {
+          await this.discardProducer();
+          return { kind: "refused", refusal };
+        }
+        const waitMs = this.backoffMs(attempt);
         this.log("warn", "audit: Kafka delivery failed; replacing the producer and retrying the batch", {
           ...errFields(err),
           attempt,
@@ -222,15 +350,23 @@ export class KafkaSink implements AuditSink {
           firstDecisionId: batch[0]?.decisionId,
           retryInMs: waitMs,
         });
-        // kafkajs rolls the sequence back on a failed send and never re-initialises the producer
-        // id, so the old instance could reuse a range the broker already holds: never reuse it.
         await this.discardProducer();
-        try {
-          await sleep(waitMs, undefined, { signal: this.hardStop.signal });
-        } catch {
-          return false;
-        }
+        if (!(await this.pause(attempt))) return { kind: "stopped" };
       }
+    }
+  }
+
+  private backoffMs(attempt: number): number {
+    return Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 20));
+  }
+
+  /** Waits the backoff of `attempt`; false when the hard stop came first. */
+  private async pause(attempt: number): Promise<boolean> {
+    try {
+      await sleep(this.backoffMs(attempt), undefined, { signal: this.hardStop.signal });
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -257,7 +393,18 @@ export class KafkaSink implements AuditSink {
     // Kept before connect() so a close during a hanging connect can still disconnect it.
     this.producer = producer;
     await producer.connect();
+    if (!this.topicLimit && this.now() - this.limitTriedAt >= LIMIT_RETRY_MS) await this.checkTopicLimit();
     return producer;
+  }
+
+  /**
+   * Reads the topic's record batch limit once Kafka is reachable: batches are cut to it, and an
+   * `audit.maxEventBytes` the topic cannot take is an error in the log now rather than dead
+   * letters later. Never fails the connect (probeTopicLimit logs and returns null).
+   */
+  private async checkTopicLimit(): Promise<void> {
+    this.limitTriedAt = this.now();
+    this.topicLimit = await probeTopicLimit(this.client.admin(), this.opts.topic, this.opts.maxEventBytes, this.log);
   }
 
   private async ensureTopic(): Promise<void> {
@@ -319,6 +466,15 @@ export class KafkaSink implements AuditSink {
 function kafkajsLevel(entry: LogEntry): AuditLogLevel {
   if (entry.level > logLevel.WARN) return "debug";
   return entry.namespace === "Connection" || entry.namespace === "BrokerPool" ? "debug" : "warn";
+}
+
+/** After a failed read of the topic's limit, the next producer connect tries again only after this long. */
+const LIMIT_RETRY_MS = 5 * 60_000;
+
+type DeliveryResult = { kind: "sent" } | { kind: "stopped" } | { kind: "refused"; refusal: KafkaRefusal };
+
+function refusalFields(r: KafkaRefusal): Record<string, unknown> {
+  return { error: r.message, errorType: r.type, errorCode: r.code, reason: r.reason };
 }
 
 function errFields(err: unknown): Record<string, unknown> {

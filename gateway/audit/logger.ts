@@ -1,7 +1,9 @@
-export type AuditLogLevel = "debug" | "info" | "warn" | "error";
+import type { Logger, LogLevel } from "../shared/log.js";
+import { jsonLine } from "./jsonl.js";
 
-/** Structured logging hook for the audit sinks; the composition root wires the real logger. */
-export type AuditLogger = (level: AuditLogLevel, msg: string, fields?: Record<string, unknown>) => void;
+/** The gateway's one Logger (gateway/shared/log.ts); the composition root passes the real one. */
+export type AuditLogLevel = LogLevel;
+export type AuditLogger = Logger;
 
 /**
  * Used when no logger is given: warnings and errors go to stderr as JSON lines, because audit
@@ -9,5 +11,5 @@ export type AuditLogger = (level: AuditLogLevel, msg: string, fields?: Record<st
  */
 export const stderrAuditLogger: AuditLogger = (level, msg, fields) => {
   if (level === "debug" || level === "info") return;
-  process.stderr.write(`${JSON.stringify({ level, component: "audit", msg, ...fields })}\n`);
+  process.stderr.write(`${jsonLine({ level, component: "audit", msg, ...fields })}\n`);
 };

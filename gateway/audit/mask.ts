@@ -1,9 +1,11 @@
 /**
  * Masking of audited decision data with JSON pointers, following OPA's decision-log mask
  * semantics (reference/opa-wasm-and-bundles.md §5.2): pointers start at `/input` or `/result`,
- * segments are URL-path escaped (not RFC 6901 `~0`/`~1`), array indices are allowed, and paths
- * that do not resolve are ignored. Every pointer is an upsert of `REDACTED` (recorded in
- * `masked`), never a removal: a SIEM then sees that a field was there without seeing its value.
+ * array indices are allowed, and paths that do not resolve change nothing (the caller reports
+ * them). Segments are RFC 6901: `~1` is `/` and `~0` is `~`; `%xx` is never decoded, so a key
+ * that contains `%`, `/` or `~` is maskable and a pointer means one key only. Every pointer is an
+ * upsert of `REDACTED` (recorded in `masked`), never a removal: a SIEM then sees that a field was
+ * there without seeing its value.
  */
 
 export const REDACTED = "**REDACTED**";
@@ -61,24 +63,27 @@ export function applyMasks(target: MaskTarget, pointers: readonly string[]): Mas
   return { input: out.input, result: out.result, masked };
 }
 
-/** Parses `/input/a/b%2Fc` into root "input" and segments ["a", "b/c"]; null when not maskable. */
+/** Parses `/input/a/b~1c` into root "input" and segments ["a", "b/c"]; null when not maskable. */
 export function parsePointer(pointer: string): ParsedPointer | null {
   if (!pointer.startsWith("/")) return null;
   const raw = pointer.slice(1).split("/");
   const head = raw[0];
   if (head !== "input" && head !== "result") return null;
-  // A segment that is not valid percent-encoding is taken literally rather than dropping the
-  // pointer: a mask that silently does nothing would leak the value it was meant to hide.
-  const segments = raw.slice(1).map(unescapeSegment);
-  return { pointer, root: head, segments };
+  return { pointer, root: head, segments: raw.slice(1).map(unescapePointerSegment) };
 }
 
-function unescapeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
+/**
+ * RFC 6901 §4: `~1` to `/` first, then `~0` to `~` (the other order would turn `~01` into `/`).
+ * A `~` followed by anything else is kept literally rather than dropping the pointer: a mask
+ * that silently does nothing would leak the value it was meant to hide.
+ */
+export function unescapePointerSegment(segment: string): string {
+  return segment.includes("~") ? segment.replace(/~1/g, "/").replace(/~0/g, "~") : segment;
+}
+
+/** The inverse: `~` to `~0` first, then `/` to `~1`. */
+export function escapePointerSegment(key: string): string {
+  return key.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 
 function isContainer(v: unknown): v is Record<string, unknown> | unknown[] {

@@ -61,7 +61,7 @@ export function toOcsf(e: AuditEvent): OcsfApiActivity {
   const activityId = read ? 2 : 99;
   const activityName = read ? "Read" : "Other";
   const allowed = e.outcome === "allowed";
-  const denied = e.outcome === "denied" || e.outcome === "rate_limited" || e.outcome === "unauthenticated";
+  const denied = e.outcome === "denied" || e.outcome === "rate_limited" || e.outcome === "unauthenticated" || e.outcome === "invalid";
   const severity = e.outcome === "allowed" ? [1, "Informational"] : e.outcome === "error" ? [2, "Low"] : e.outcome === "unauthenticated" ? [3, "Medium"] : [2, "Low"];
   const target = e.mcp.tool ?? e.mcp.resource ?? e.mcp.prompt ?? null;
   const input = e.input as { request?: { arguments?: unknown } } | null;

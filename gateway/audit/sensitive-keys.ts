@@ -1,3 +1,5 @@
+import { escapePointerSegment } from "./mask.js";
+
 /**
  * Always-masked argument keys (docs/audit.md "Masking"): a policy author cannot foresee every tool
  * that takes a credential, so keys that look like one are masked wherever they occur in
@@ -21,6 +23,14 @@ export const DEFAULT_SENSITIVE_KEYS: readonly string[] = [
   "authorization",
   "credential",
   "cookie",
+  // SSH and other private key material, by file or field name: `~/.ssh/id_rsa`, `id_ed25519`,
+  // `ssh_key`, `privkey.pem`.
+  "idrsa",
+  "iddsa",
+  "idecdsa",
+  "ided25519",
+  "sshkey",
+  "privkey",
 ];
 
 export type KeyMatcher = (key: string) => boolean;
@@ -39,32 +49,49 @@ export function sensitiveKeyMatcher(opts: { keys?: readonly string[]; defaultKey
   };
 }
 
-const MAX_DEPTH = 32;
+interface Visit {
+  value: unknown;
+  /** This value's key (or index) and its parent's visit: the pointer is built only on a match. */
+  segment: string;
+  parent: Visit | null;
+}
+
+function pointerOf(v: Visit, base: string): string {
+  const segments: string[] = [];
+  for (let at: Visit | null = v; at !== null; at = at.parent) segments.push(escapePointerSegment(at.segment));
+  return `${base}/${segments.reverse().join("/")}`;
+}
 
 /**
- * JSON pointers (mask syntax: segments escaped with `%25`/`%2F`) to every value under `arguments`
- * whose key matches. A matching key's whole value is masked, so nothing below it is visited.
+ * RFC 6901 pointers (mask.ts syntax: `~0` for `~`, `~1` for `/`) to every value under
+ * `arguments` whose key matches, in document order. A matching key's whole value is masked, so
+ * nothing below it is visited. The walk is iterative, so no depth stops it; `AuditRecord` calls
+ * it on arguments already cut at the nesting cap (bounds.ts MAX_NESTING).
  */
 export function sensitiveArgumentPointers(args: unknown, matches: KeyMatcher | null, base = "/input/request/arguments"): string[] {
   if (matches === null || typeof args !== "object" || args === null) return [];
   const out: string[] = [];
-  const walk = (node: unknown, path: string, depth: number): void => {
-    if (depth > MAX_DEPTH || typeof node !== "object" || node === null) return;
+  const stack: Visit[] = [];
+  const pushChildren = (node: unknown, parent: Visit | null): void => {
+    if (typeof node !== "object" || node === null) return;
+    // Pushed in reverse so that they are visited in order.
     if (Array.isArray(node)) {
-      node.forEach((v, i) => walk(v, `${path}/${i}`, depth + 1));
+      for (let i = node.length - 1; i >= 0; i--) stack.push({ value: node[i], segment: String(i), parent });
       return;
     }
-    for (const [k, v] of Object.entries(node)) {
-      const p = `${path}/${escapeSegment(k)}`;
-      if (matches(k)) out.push(p);
-      else walk(v, p, depth + 1);
+    const keys = Object.keys(node);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i] as string;
+      stack.push({ value: (node as Record<string, unknown>)[k], segment: k, parent });
     }
   };
-  walk(args, base, 0);
+  pushChildren(args, null);
+  while (stack.length > 0) {
+    const v = stack.pop() as Visit;
+    // Array indices are never keys: only an object member's name is matched.
+    const isKey = v.parent === null ? !Array.isArray(args) : !Array.isArray(v.parent.value);
+    if (isKey && matches(v.segment)) out.push(pointerOf(v, base));
+    else pushChildren(v.value, v);
+  }
   return out;
-}
-
-/** The inverse of mask.ts's decodeURIComponent for the two characters that matter. */
-function escapeSegment(key: string): string {
-  return key.replace(/%/g, "%25").replace(/\//g, "%2F");
 }

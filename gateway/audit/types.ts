@@ -2,7 +2,26 @@
  * Contract 4 (../../shared/DESIGN.md, docs/audit.md): one event per decision, in OPA's
  * decision-log shape plus MCP fields. SIEMs build on these names.
  */
-export type AuditOutcome = "allowed" | "denied" | "rate_limited" | "unauthenticated" | "error";
+export type AuditOutcome = "allowed" | "denied" | "rate_limited" | "unauthenticated" | "invalid" | "error";
+
+/**
+ * What stands where `finish` cut a value out of an event (docs/audit.md "Size limits"): the
+ * size and sha256 of the JSON it replaced, the nesting depth past which it was cut, or why a
+ * value could not be read.
+ */
+export type TruncationInfo = { bytes: number; sha256: string } | { depth: number } | { error: string };
+export type TruncationMarker = { "portcullis.truncated": TruncationInfo };
+
+/** `folded` of the summary event that stands for refusals not written one by one. */
+export interface FoldedRefusals {
+  /** How many events this summary stands for (none of them was written on its own). */
+  count: number;
+  /** `timestamp` of the first and of the last of them. */
+  first: string;
+  last: string;
+  /** How many had each `error.code` ("none" for an event without error). */
+  codes: Record<string, number>;
+}
 
 export interface ToolResultSummary {
   is_error: boolean;
@@ -41,12 +60,21 @@ export interface AuditEvent {
     session_id?: string | null;
     request_id?: string | number | null;
   };
+  /** A list request (tools/list, …): the names the agent was shown and those policy hid. */
+  list?: { visible: string[] | TruncationMarker; hidden: string[] | TruncationMarker };
   tool_result?: ToolResultSummary;
   /** Address of the client that made the request. */
   requested_by?: string | null;
   latency_ms: { decision: number; upstream: number | null; total: number };
   /** Shadow mode (policy.shadow): what the candidate bundle decided; never enforced. */
   shadow?: { revision: string; allow: boolean; differs: boolean; error?: string };
+  /**
+   * JSON pointers of the parts of this event that were shortened or replaced to keep it within
+   * `audit.maxEventBytes` (sorted). Absent when nothing was.
+   */
+  truncated?: string[];
+  /** Only on the summary of refusals folded per source (audit.refusals). */
+  folded?: FoldedRefusals;
   /**
    * Tamper evidence (docs/audit.md "Integrity"): position in this instance's hash chain. Set by
    * `AuditLog.record` in write order, so every event a sink receives carries it; optional in the

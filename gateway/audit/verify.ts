@@ -17,7 +17,8 @@ export type ChainProblemKind =
   | "gap" // positions missing: deleted records
   | "reordered" // a record appears after a later position of its chain
   | "bad_signature" // a checkpoint whose signature does not verify (forged)
-  | "missing_checkpoint"; // --checkpoint-every N and a multiple of N is unsigned
+  | "missing_checkpoint" // --checkpoint-every N and a multiple of N is unsigned
+  | "not_covered"; // with a key: records no valid checkpoint signature vouches for (coverage rules below)
 
 export interface ChainProblem {
   kind: ChainProblemKind;
@@ -28,6 +29,8 @@ export interface ChainProblem {
   chain: string | null;
   seq: number | null;
   message: string;
+  /** not_covered: the positions of the chain that no valid signature covers. */
+  range?: { from: number; to: number };
 }
 
 export interface ChainSummary {
@@ -48,6 +51,11 @@ export interface VerifyReport {
   duplicates: number;
   chains: ChainSummary[];
   problems: ChainProblem[];
+  /**
+   * Reported, not failed (`ok` stays true): with a key, the unsigned end of an epoch that is
+   * shorter than the checkpoint interval (`not_covered`). `strict` moves them to `problems`.
+   */
+  warnings: ChainProblem[];
   /** Signed checkpoints seen but not verified because no public key was given. */
   unverifiedCheckpoints: number;
 }
@@ -56,6 +64,8 @@ export interface VerifyOptions {
   publicKey?: KeyObject;
   /** When set, every seq that is a multiple of it must carry a (valid) signature. */
   checkpointEvery?: number;
+  /** With a key: an unsigned epoch end shorter than the interval is a problem, not a warning. */
+  strict?: boolean;
 }
 
 interface Parsed {
@@ -64,6 +74,10 @@ interface Parsed {
   lane: string;
   decisionId: string | null;
   chainKey: string;
+  /** `labels.id`: the newest epoch is chosen per instance. */
+  instance: string;
+  /** `timestamp` as epoch ms (NaN when absent or unparseable). */
+  timeMs: number;
   seq: number;
   prev: string;
   hash: string;
@@ -74,7 +88,8 @@ interface Parsed {
 /**
  * Verifies hash chains (docs/audit.md "Integrity"): every record's hash matches its content,
  * positions run 1, 2, 3 … without gaps, each `prev` is the previous record's hash, records of one
- * chain appear in order within a lane, and (with a public key) every checkpoint signature holds.
+ * chain appear in order within a lane, and (with a public key) every checkpoint signature holds
+ * and every epoch is covered by one (`uncovered` below: an invented epoch fails).
  * Identical duplicates (at-least-once delivery) are counted, not flagged.
  */
 export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptions = {}): VerifyReport {
@@ -122,6 +137,7 @@ export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptio
   }
 
   const summaries: ChainSummary[] = [];
+  const coverage: ChainCoverage[] = [];
   for (const [chainKey, byseq] of chains) {
     const ordered = [...byseq.values()].sort((a, b) => a.seq - b.seq);
     const first = ordered[0] as Parsed;
@@ -129,6 +145,7 @@ export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptio
     let prevRec: Parsed | null = null;
     let checkpointsVerified = 0;
     let signedUpTo = 0;
+    let firstVerified = 0;
     for (const r of ordered) {
       if (r.seq !== expected) {
         const missing = r.seq - 1 === expected ? `seq ${expected}` : `seq ${expected}..${r.seq - 1}`;
@@ -154,6 +171,7 @@ export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptio
         } else if (r.selfOk && verifyCheckpoint(r.hash, r.signature, opts.publicKey)) {
           checkpointsVerified++;
           signedUpTo = r.seq;
+          if (firstVerified === 0) firstVerified = r.seq;
         } else {
           problem({ kind: "bad_signature", index: r.index, where: r.where, message: `checkpoint signature of seq ${r.seq} does not verify (forged)` }, r);
         }
@@ -171,6 +189,25 @@ export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptio
       checkpointsVerified,
       signedUpTo,
     });
+    coverage.push({ chainKey, ordered, signedUpTo, firstVerified });
+  }
+
+  const warnings: ChainProblem[] = [];
+  if (opts.publicKey) {
+    for (const gap of uncovered(coverage, opts.checkpointEvery)) {
+      const p: ChainProblem = {
+        kind: "not_covered",
+        index: gap.at.index,
+        where: gap.at.where,
+        decision_id: gap.at.decisionId,
+        chain: gap.at.chainKey,
+        seq: gap.at.seq,
+        message: gap.message,
+        range: gap.range,
+      };
+      if (gap.fatal || opts.strict) problems.push(p);
+      else warnings.push(p);
+    }
   }
 
   // The same record can be reported twice (an edited one is both self-inconsistent and breaks its
@@ -178,7 +215,91 @@ export function verifyRecords(records: Iterable<StoredRecord>, opts: VerifyOptio
   const unique = new Map(problems.map((p) => [`${p.index}\u0000${p.kind}`, p]));
   const sorted = [...unique.values()].sort((a, b) => a.index - b.index || a.kind.localeCompare(b.kind));
   summaries.sort((a, b) => a.chain.localeCompare(b.chain));
-  return { ok: sorted.length === 0, records: count, duplicates, chains: summaries, problems: sorted, unverifiedCheckpoints };
+  warnings.sort((a, b) => a.index - b.index);
+  return { ok: sorted.length === 0, records: count, duplicates, chains: summaries, problems: sorted, warnings, unverifiedCheckpoints };
+}
+
+interface ChainCoverage {
+  chainKey: string;
+  /** The chain's records by seq. */
+  ordered: Parsed[];
+  /** Highest seq under a valid signature (0: none). */
+  signedUpTo: number;
+  /** Seq of the first valid checkpoint (0: none): the chain's interval, checkpoints fall on its multiples. */
+  firstVerified: number;
+}
+
+interface CoverageGap {
+  /** Where it is reported: the first record of an unsigned epoch, or where a checkpoint was due. */
+  at: Parsed;
+  range: { from: number; to: number };
+  /** A failure; otherwise a warning (unless strict). */
+  fatal: boolean;
+  message: string;
+}
+
+/**
+ * With a key, every epoch must be vouched for by signed checkpoints (a signature over one hash
+ * commits to everything before it). What no valid signature covers:
+ *
+ * - an epoch with no valid checkpoint at all is a failure: nothing shows the gateway wrote it
+ *   (an attacker can append a whole invented epoch). One exception: the newest epoch of an
+ *   instance with `--checkpoint-every N` and fewer than N records has simply not reached its first
+ *   checkpoint yet (a warning);
+ * - N or more records after the last valid checkpoint are a failure: a checkpoint is due and
+ *   missing. N is `--checkpoint-every`, else the epoch's first valid checkpoint (its seq is N);
+ * - fewer than N records after the last valid checkpoint are a warning: every epoch ends so,
+ *   since a process stops at any seq. Their content is only hash-linked (docs/audit.md).
+ *
+ * "Newest" is the epoch with the latest `timestamp` among an instance's epochs (read order breaks
+ * ties): an invented epoch can claim it, which is why `--strict` fails warnings too.
+ */
+function uncovered(chains: readonly ChainCoverage[], checkpointEvery: number | undefined): CoverageGap[] {
+  const newest = new Map<string, { chainKey: string; timeMs: number; index: number }>();
+  for (const c of chains) {
+    const last = c.ordered[c.ordered.length - 1] as Parsed;
+    let timeMs = Number.NEGATIVE_INFINITY;
+    let index = -1;
+    for (const r of c.ordered) {
+      if (!Number.isNaN(r.timeMs)) timeMs = Math.max(timeMs, r.timeMs);
+      index = Math.max(index, r.index);
+    }
+    const best = newest.get(last.instance);
+    if (!best || timeMs > best.timeMs || (timeMs === best.timeMs && index > best.index)) newest.set(last.instance, { chainKey: c.chainKey, timeMs, index });
+  }
+  const gaps: CoverageGap[] = [];
+  for (const c of chains) {
+    const last = c.ordered[c.ordered.length - 1] as Parsed;
+    const first = c.ordered.find((r) => r.seq > c.signedUpTo);
+    if (!first) continue;
+    const isNewest = newest.get(last.instance)?.chainKey === c.chainKey;
+    const range = first.seq === last.seq ? `seq ${first.seq}` : `seq ${first.seq}..${last.seq}`;
+    const interval = checkpointEvery ?? (c.firstVerified > 0 ? c.firstVerified : undefined);
+    const after = last.seq - c.signedUpTo;
+    let fatal: boolean;
+    let why: string;
+    let at = first;
+    if (c.signedUpTo === 0) {
+      fatal = !(isNewest && interval !== undefined && last.seq < interval);
+      why = fatal
+        ? interval === undefined
+          ? "the epoch has no valid checkpoint signature (give --checkpoint-every N to accept a newest epoch shorter than N)"
+          : last.seq >= interval
+            ? `the epoch has ${last.seq} records and no valid checkpoint signature, with one due every ${interval}`
+            : "the epoch ended without any valid checkpoint signature: nothing shows the gateway wrote it (an invented epoch, or a gateway stopped before its first checkpoint)"
+        : `the newest epoch has not reached its first checkpoint (seq ${interval}) yet`;
+    } else if (interval !== undefined && after >= interval) {
+      fatal = true;
+      const due = c.signedUpTo + interval;
+      at = c.ordered.find((r) => r.seq >= due) ?? last;
+      why = `${after} records after the last valid checkpoint (seq ${c.signedUpTo}), with one due every ${interval}`;
+    } else {
+      fatal = false;
+      why = `after the last valid checkpoint (seq ${c.signedUpTo}): the ${isNewest ? "newest epoch's" : "epoch's"} end, only hash-linked`;
+    }
+    gaps.push({ at, range: { from: first.seq, to: last.seq }, fatal, message: `${c.chainKey}: ${range} not covered by a signature: ${why}` });
+  }
+  return gaps;
 }
 
 function parse(rec: StoredRecord, index: number): Parsed | string {
@@ -204,6 +325,8 @@ function parse(rec: StoredRecord, index: number): Parsed | string {
     lane: rec.lane ?? "",
     decisionId: typeof ev.decision_id === "string" ? ev.decision_id : null,
     chainKey: `${instance}/${epoch}`,
+    instance,
+    timeMs: typeof ev.timestamp === "string" ? Date.parse(ev.timestamp) : Number.NaN,
     seq: seq as number,
     prev,
     hash,

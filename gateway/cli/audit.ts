@@ -33,16 +33,27 @@ const SOURCE_USAGE = "(--file FILE | --brokers HOST:PORT[,…] --topic T | --con
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   verify: {
-    summary: "check the hash chain and signed checkpoints: reports gaps, reordering, edits, deletions (exit 1 if any)",
-    usage: `portcullis audit verify ${SOURCE_USAGE} [--public-key PEM] [--checkpoint-every N] [--json] [--timeout 30s]`,
-    options: { ...sourceOptions, "public-key": { type: "string" }, "checkpoint-every": { type: "string" }, json: { type: "boolean" } },
+    summary: "check the hash chain and signed checkpoints: reports gaps, reordering, edits, deletions, unsigned epochs (exit 1 if any)",
+    usage:
+      `portcullis audit verify ${SOURCE_USAGE} [--public-key PEM] [--checkpoint-every N] [--strict] [--json] [--timeout 30s]\n` +
+      "  with --public-key, records no valid checkpoint signature covers fail (an unsigned epoch, N or more records after the\n" +
+      "  last checkpoint); an epoch's unsigned end shorter than N is a warning, a failure with --strict",
+    options: {
+      ...sourceOptions,
+      "public-key": { type: "string" },
+      "checkpoint-every": { type: "string" },
+      strict: { type: "boolean" },
+      json: { type: "boolean" },
+    },
     async run(values, io) {
       const keyPath = optional(values, "public-key");
       const publicKey = keyPath ? ed25519PublicKey(readFileSync(keyPath, "utf8")) : undefined;
       const every = optional(values, "checkpoint-every");
       const checkpointEvery = every === undefined ? undefined : positiveInt(every, "--checkpoint-every");
       const records = await readAll(values);
-      const report = verifyRecords(records, { ...(publicKey ? { publicKey } : {}), ...(checkpointEvery ? { checkpointEvery } : {}) });
+      const strict = values.strict === true;
+      if (strict && !publicKey) throw new GroupUsageError("--strict checks signature coverage: give --public-key too");
+      const report = verifyRecords(records, { ...(publicKey ? { publicKey } : {}), ...(checkpointEvery ? { checkpointEvery } : {}), strict });
       io.out.write(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report, publicKey !== undefined));
       return report.ok ? 0 : 1;
     },
@@ -136,14 +147,16 @@ function formatReport(r: VerifyReport, keyGiven: boolean): string {
   const lines: string[] = [];
   const chains = `${r.chains.length} chain${r.chains.length === 1 ? "" : "s"}`;
   const dups = r.duplicates > 0 ? `, ${r.duplicates} duplicate deliveries ignored` : "";
+  const warned = r.warnings.length > 0 ? `, ${r.warnings.length} warning${r.warnings.length === 1 ? "" : "s"}` : "";
   if (r.ok) {
-    lines.push(`OK: ${r.records} records, ${chains}${dups}`);
+    lines.push(`OK: ${r.records} records, ${chains}${dups}${warned}`);
   } else {
     const first = r.problems[0]!;
-    lines.push(`FAIL: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${r.records} records, ${chains}${dups}`);
+    lines.push(`FAIL: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${r.records} records, ${chains}${dups}${warned}`);
     lines.push(`first bad record: ${first.where}${first.decision_id ? ` (decision_id ${first.decision_id}, seq ${first.seq})` : ""}: ${first.kind}: ${first.message}`);
     for (const p of r.problems) lines.push(`  ${p.kind.padEnd(18)} ${p.where}${p.seq !== null ? ` seq ${p.seq}` : ""}: ${p.message}`);
   }
+  for (const w of r.warnings) lines.push(`warning: ${w.kind} ${w.where}${w.seq !== null ? ` seq ${w.seq}` : ""}: ${w.message} (--strict fails it)`);
   for (const c of r.chains) {
     const signed = keyGiven ? `, ${c.checkpointsVerified} checkpoints verified${c.signedUpTo < c.lastSeq ? ` (seq ${c.signedUpTo + 1}..${c.lastSeq} not yet covered by a signature)` : ""}` : "";
     lines.push(`chain ${c.chain}: seq ${c.firstSeq}..${c.lastSeq}, ${c.records} records${signed}`);

@@ -41,8 +41,8 @@ export const auditSigningSchema = z
     privateKey: z.string().min(1),
     /** Every N-th event of the chain carries a signature. */
     checkpointEvery: z.number().int().positive().max(1_000_000).default(100),
-    /** Optional `chain.key_id` on signed events. */
-    keyId: z.string().min(1).optional(),
+    /** Optional `chain.key_id` on signed events (at most 128 characters: room is kept for it in every event). */
+    keyId: z.string().min(1).max(128).optional(),
   })
   .strict();
 
@@ -57,6 +57,30 @@ export const auditMaskSchema = z
     defaultKeys: z.boolean().default(true),
   })
   .strict();
+
+/**
+ * `audit.maxEventBytes`: no event's JSONL line (chain included) is longer; larger parts are cut
+ * (docs/audit.md "Size limits"). Keep it under the topic's `max.message.bytes` (Kafka's default
+ * is 1 MiB). The minimum leaves room for an event whose every large part was cut.
+ */
+export const auditMaxEventBytesSchema = z
+  .number()
+  .int()
+  .min(16 * 1024, "audit.maxEventBytes must be at least 16384 (16 KiB)")
+  .max(64 * 1024 * 1024)
+  .default(512 * 1024);
+
+/** `audit.fileMinFreeBytes`: the file sink refuses new requests below this much free space; 0 turns it off. */
+export const auditFileMinFreeBytesSchema = z.number().int().min(0).default(64 * 1024 * 1024);
+
+/** `audit.refusals`: unauthenticated/invalid events per source and minute before they are folded; 0 = never fold. */
+export const auditRefusalsSchema = z
+  .object({ perSourcePerMinute: z.number().int().min(0).default(60) })
+  .strict()
+  .default({ perSourcePerMinute: 60 });
+
+/** The defaults of the three keys above, for the default of the whole `audit` object. */
+export const AUDIT_BOUNDS_DEFAULTS = { maxEventBytes: 512 * 1024, fileMinFreeBytes: 64 * 1024 * 1024, refusals: { perSourcePerMinute: 60 } };
 
 /** Runs on the whole `audit.kafka` object: SASL PLAIN sends the password as is. */
 export function saslNeedsTls(k: { ssl?: unknown; sasl?: { mechanism: string } }): boolean {

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { z } from "zod";
 
 /**
@@ -28,6 +29,16 @@ export const auditOutboxSchema = z.union([
     .strict(),
 ]);
 
+/** File name of the dead-letter file's default location, inside the outbox directory. */
+export const DEAD_LETTER_FILE_NAME = "dead-letter.jsonl";
+
+/**
+ * `audit.kafka.deadLetterFile`: where the sender moves an event Kafka refuses permanently (too
+ * large, invalid; gateway/audit/kafka-refusal.ts) so later events keep flowing. Default: the
+ * outbox directory's `dead-letter.jsonl` (filled in by resolveOutbox); relative to the config file.
+ */
+export const auditDeadLetterFileSchema = z.string().min(1);
+
 /** What a full outbox does to new calls: refuse them (default) or make them wait. Never drop. */
 export const auditOnFullSchema = z.enum(["reject", "block"]).default("reject");
 
@@ -36,9 +47,18 @@ export type AuditOutboxConfig = Exclude<z.infer<typeof auditOutboxSchema>, false
 /**
  * Called by the loader: with `audit.kafka` and no `audit.outbox`, the outbox is on with its
  * defaults (lossless by default); its directory is resolved like every other path in the file.
+ * `audit.kafka.deadLetterFile` defaults to `dead-letter.jsonl` in that directory (in the default
+ * outbox directory when the outbox is off).
  */
-export function resolveOutbox(audit: { kafka?: unknown; outbox?: AuditOutboxConfig | false }, abs: (p: string) => string): void {
-  if (audit.outbox === false || !audit.kafka) return;
-  audit.outbox = { ...OUTBOX_DEFAULTS, ...(audit.outbox ?? {}) };
-  audit.outbox.dir = abs(audit.outbox.dir);
+export function resolveOutbox(
+  audit: { kafka?: { deadLetterFile?: string | undefined } | undefined; outbox?: AuditOutboxConfig | false | undefined },
+  abs: (p: string) => string,
+): void {
+  if (!audit.kafka) return;
+  let dir = abs(OUTBOX_DEFAULTS.dir);
+  if (audit.outbox !== false) {
+    audit.outbox = { ...OUTBOX_DEFAULTS, ...(audit.outbox ?? {}) };
+    audit.outbox.dir = dir = abs(audit.outbox.dir);
+  }
+  audit.kafka.deadLetterFile = audit.kafka.deadLetterFile ? abs(audit.kafka.deadLetterFile) : join(dir, DEAD_LETTER_FILE_NAME);
 }

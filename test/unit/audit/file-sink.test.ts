@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { fsync as fsFsync, readFileSync, write as fsWrite } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonlFileSink, type AuditEvent } from "../../../gateway/audit/index.js";
@@ -59,32 +59,27 @@ describe("JsonlFileSink", () => {
 
   it("coalesces the events of one tick into one write and one fsync", async () => {
     const path = join(dir, "audit.jsonl");
-    // Count calls on the FileHandle prototype the sink's handle will share.
-    const probe = await open(join(dir, "probe"), "w");
-    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => unknown; sync: () => unknown };
-    await probe.close();
-    const { write, sync } = proto;
     let writes = 0;
     let syncs = 0;
-    proto.write = function (this: unknown, ...a: unknown[]) {
-      writes++;
-      return write.apply(this, a);
-    };
-    proto.sync = function (this: unknown) {
-      syncs++;
-      return sync.apply(this);
-    };
-    try {
-      const sink = new JsonlFileSink(path, { fsync: true });
-      const ids = sequentialIds();
-      await Promise.all(Array.from({ length: 100 }, () => sink.write(sampleEvent(ids))));
-      assert.equal(writes, 1);
-      assert.equal(syncs, 1);
-      await sink.close();
-    } finally {
-      proto.write = write;
-      proto.sync = sync;
-    }
+    // Counted through the sink's io seam, on top of the real file operations.
+    const sink = new JsonlFileSink(path, {
+      fsync: true,
+      io: {
+        write: (fd, buf, off, len) => {
+          writes++;
+          return new Promise((resolve, reject) => fsWrite(fd, buf, off, len, null, (err, n) => (err ? reject(err) : resolve(n))));
+        },
+        fsync: (fd) => {
+          syncs++;
+          return new Promise((resolve, reject) => fsFsync(fd, (err) => (err ? reject(err) : resolve())));
+        },
+      },
+    });
+    const ids = sequentialIds();
+    await Promise.all(Array.from({ length: 100 }, () => sink.write(sampleEvent(ids))));
+    assert.equal(writes, 1);
+    assert.equal(syncs, 1);
+    await sink.close();
     assert.equal((await readLines(path)).length, 100);
   });
 

@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
-import type { ProducerConfig, ProducerRecord, RecordMetadata } from "kafkajs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import kafkajs, { type DescribeConfigResponse, type ProducerConfig, type ProducerRecord, type RecordMetadata, type ResourceConfigQuery } from "kafkajs";
+import { recordRefusal } from "../../../gateway/audit/kafka-refusal.js";
+import { estimatedBatchBytes } from "../../../gateway/audit/kafka-topic-limit.js";
+import type { DeadLetterLine } from "../../../gateway/audit/outbox-dead-letter.js";
 import {
   KafkaSink,
   MemoryBacklog,
+  Outbox,
+  type AuditEvent,
   type AuditLogger,
   type KafkaAdminLike,
   type KafkaClientLike,
@@ -25,6 +33,16 @@ class FakeKafka implements KafkaClientLike {
   created: string[] = [];
   connectFails = false;
   sendBehaviour: (n: number) => "ok" | "reject" | "hang" = () => "ok";
+  /** A permanent refusal (a kafkajs protocol error) for a send, or null to go on with sendBehaviour. */
+  refuse: (record: ProducerRecord) => KafkaProtocolErrorLike | null = () => null;
+  /** Configs by resource type and name, e.g. topicConfigs.get("audit") = { "max.message.bytes": "2048" }. */
+  topicConfigs = new Map<string, Record<string, string>>();
+  brokerConfigs = new Map<string, Record<string, string>>();
+  /** Errors of DescribeConfigs by resource type (2 topic, 4 broker). */
+  describeFails = new Set<number>();
+  describeRequests: ResourceConfigQuery[][] = [];
+  /** Decision ids of every send that succeeded, in order. */
+  delivered: string[] = [];
 
   producer(config: ProducerConfig): KafkaProducerLike {
     this.producerConfigs.push(config);
@@ -47,8 +65,39 @@ class FakeKafka implements KafkaClientLike {
         }
         return true;
       },
+      describeCluster: async () => ({ brokers: [...this.brokerConfigs.keys()].map((id) => ({ nodeId: Number(id), host: "127.0.0.1", port: 1 })), controller: 1, clusterId: "fake" }),
+      describeConfigs: async ({ resources }): Promise<DescribeConfigResponse> => {
+        this.describeRequests.push(resources);
+        if (resources.some((r) => this.describeFails.has(r.type))) throw Object.assign(new Error("Cluster authorization failed"), { type: "CLUSTER_AUTHORIZATION_FAILED" });
+        return {
+          throttleTime: 0,
+          resources: resources.map((r) => {
+            const configs = (r.type === 2 ? this.topicConfigs : this.brokerConfigs).get(r.name);
+            return {
+              errorCode: configs ? 0 : 3,
+              errorMessage: configs ? "" : "unknown",
+              resourceName: r.name,
+              resourceType: r.type,
+              configEntries: Object.entries(configs ?? {})
+                .filter(([name]) => !r.configNames || r.configNames.includes(name))
+                .map(([configName, configValue]) => ({ configName, configValue, isDefault: false, configSource: 1, isSensitive: false, readOnly: false, configSynonyms: [] })),
+            };
+          }),
+        };
+      },
     };
   }
+}
+
+/** What kafkajs 2.2.4 rejects a send with on a per-record error (src/protocol/error.js). */
+interface KafkaProtocolErrorLike extends Error {
+  type: string;
+  code: number;
+  retriable: boolean;
+}
+
+function protocolError(type: string, code: number, retriable = false): KafkaProtocolErrorLike {
+  return Object.assign(new Error(`${type} from the fake broker`), { name: "KafkaJSProtocolError", type, code, retriable });
 }
 
 class FakeProducer implements KafkaProducerLike {
@@ -67,12 +116,15 @@ class FakeProducer implements KafkaProducerLike {
     const k = this.kafka;
     k.sends.push({ producer: this.index, record });
     const fate = k.sendBehaviour(k.sends.length);
+    const refusal = k.refuse(record);
     k.inFlight++;
     k.maxInFlight = Math.max(k.maxInFlight, k.inFlight);
     try {
       await new Promise((r) => setTimeout(r, 1));
+      if (refusal) throw refusal;
       if (fate === "hang") await new Promise(() => undefined);
       if (fate === "reject") throw new Error("OUT_OF_ORDER_SEQUENCE_NUMBER");
+      k.delivered.push(...record.messages.map((m) => String(m.headers?.["decision-id"])));
       return [];
     } finally {
       k.inFlight--;
@@ -165,7 +217,7 @@ describe("KafkaSink (fake kafkajs client)", () => {
     assert.equal(kafka.sends[0]?.producer, 0);
     assert.equal(kafka.sends[1]?.producer, 1, "retried on a new producer instance");
     assert.equal(kafka.producers[0]?.disconnected, true);
-    assert.deepEqual(s.stats(), { queued: 0, sent: 3, sendFailures: 1, producerRecreations: 1 });
+    assert.deepEqual(s.stats(), { queued: 0, sent: 3, sendFailures: 1, producerRecreations: 1, deadLettered: 0 });
     assert.ok(entries.some((e) => e.startsWith("warn") && /replacing the producer/.test(e)));
     await s.close();
   });
@@ -256,6 +308,266 @@ describe("KafkaSink (fake kafkajs client)", () => {
       const bytes = x.record.messages.reduce((n, m) => n + String(m.value).length + String(m.key).length, 0);
       assert.ok(bytes <= 3000 || x.record.messages.length === 1);
     }
+    await s.close();
+  });
+});
+
+interface LogEntry {
+  level: string;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+function recorder(): { entries: LogEntry[]; logger: AuditLogger } {
+  const entries: LogEntry[] = [];
+  return { entries, logger: (level, msg, fields) => entries.push({ level, msg, fields: fields ?? {} }) };
+}
+
+const idsOf = (events: readonly AuditEvent[]): string[] => events.map((e) => e.decision_id);
+const carries = (record: ProducerRecord, id: string): boolean => record.messages.some((m) => m.headers?.["decision-id"] === id);
+const readLines = (file: string): DeadLetterLine[] => readFileSync(file, "utf8").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as DeadLetterLine);
+
+describe("KafkaSink: events Kafka refuses permanently (poison pills)", () => {
+  let dir = "";
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "pc-dead-letter-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("moves the refused event to the dead-letter file and delivers every later event, in order", async () => {
+    const kafka = new FakeKafka();
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 30 }, () => sampleEvent(ids));
+    const poison = events[7]!;
+    kafka.refuse = (r) => (carries(r, poison.decision_id) ? protocolError("MESSAGE_TOO_LARGE", 10) : null);
+    const log = recorder();
+    const file = join(dir, "dead-letter.jsonl");
+    const s = sink(kafka, { maxBatch: 5, deadLetterFile: file, logger: log.logger, now: () => Date.UTC(2026, 10, 24, 12) });
+    for (const e of events) await s.write(e);
+    await s.start();
+    await until(() => s.stats().sent === 29);
+    assert.deepEqual(kafka.delivered, idsOf(events.filter((e) => e !== poison)));
+    assert.deepEqual({ ...s.stats(), sendFailures: undefined, producerRecreations: undefined }, { queued: 0, sent: 29, deadLettered: 1, sendFailures: undefined, producerRecreations: undefined });
+
+    const [line, ...more] = readLines(file);
+    assert.equal(more.length, 0);
+    assert.deepEqual(
+      { ...line, reason: undefined },
+      {
+        dead_lettered_at: "2026-11-24T12:00:00.000Z",
+        topic: "audit",
+        decision_id: poison.decision_id,
+        key: "alice",
+        reason: undefined,
+        error: { type: "MESSAGE_TOO_LARGE", code: 10, message: "MESSAGE_TOO_LARGE from the fake broker" },
+        value_bytes: Buffer.byteLength(JSON.stringify(poison)),
+        event: JSON.parse(JSON.stringify(poison)) as unknown,
+      },
+    );
+    assert.match(String(line?.reason), /larger than the topic accepts/);
+    const errors = log.entries.filter((e) => e.level === "error");
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.match(errors[0]!.msg, /dead-letter/);
+    assert.equal(errors[0]!.fields.decision_id, poison.decision_id);
+    assert.equal(errors[0]!.fields.errorType, "MESSAGE_TOO_LARGE");
+    assert.ok(log.entries.some((e) => e.level === "warn" && /one at a time/.test(e.msg)), "the refused batch is split and says so");
+    await s.close();
+  });
+
+  it("moves the durable outbox's cursor past the dead-lettered event: a restart does not resend it", async () => {
+    const kafka = new FakeKafka();
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 12 }, () => sampleEvent(ids));
+    const poison = events[0]!;
+    kafka.refuse = (r) => (carries(r, poison.decision_id) ? protocolError("INVALID_RECORD", 87) : null);
+    const outboxDir = join(dir, "outbox");
+    const s = sink(kafka, { backlog: await Outbox.open({ dir: outboxDir, logger: quiet }), deadLetterFile: join(outboxDir, "dead-letter.jsonl") });
+    for (const e of events) await s.write(e);
+    await s.start();
+    await until(() => s.stats().sent === 11);
+    assert.deepEqual(await s.close(), { sent: 11, remaining: 0 });
+    const reopened = await Outbox.open({ dir: outboxDir, logger: quiet });
+    try {
+      assert.equal(reopened.size, 0, "nothing left to resend after a restart");
+    } finally {
+      await reopened.close();
+    }
+    assert.deepEqual(readLines(join(outboxDir, "dead-letter.jsonl")).map((l) => [l.decision_id, l.error.type]), [[poison.decision_id, "INVALID_RECORD"]]);
+  });
+
+  it("never skips the refused event while the dead-letter file cannot be written, and goes on once it can", async () => {
+    const kafka = new FakeKafka();
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 6 }, () => sampleEvent(ids));
+    const poison = events[2]!;
+    kafka.refuse = (r) => (carries(r, poison.decision_id) ? protocolError("MESSAGE_TOO_LARGE", 10) : null);
+    const blocker = join(dir, "not-a-directory");
+    writeFileSync(blocker, "a file where the dead-letter directory should be");
+    const file = join(blocker, "dead-letter.jsonl");
+    const log = recorder();
+    const s = sink(kafka, { deadLetterFile: file, logger: log.logger });
+    for (const e of events) await s.write(e);
+    await s.start();
+    const cannotWrite = (): LogEntry[] => log.entries.filter((e) => e.level === "error" && /cannot write the dead-letter file/.test(e.msg));
+    await until(() => cannotWrite().length >= 3);
+    assert.deepEqual(kafka.delivered, idsOf(events.slice(0, 2)), "the events before it went out; none after it");
+    assert.equal(s.stats().deadLettered, 0);
+    assert.equal(s.stats().queued, 4, "the refused event and the ones behind it wait");
+    assert.equal(cannotWrite()[0]!.fields.decision_id, poison.decision_id);
+
+    rmSync(blocker);
+    await until(() => s.stats().sent === 5);
+    assert.deepEqual(kafka.delivered, idsOf(events.filter((e) => e !== poison)));
+    assert.deepEqual(readLines(file).map((l) => l.decision_id), [poison.decision_id]);
+    assert.equal(s.stats().deadLettered, 1);
+    await s.close();
+  });
+
+  it("without a dead-letter file, delivers the events before the refused one and holds it with an error, never dropping it", async () => {
+    const kafka = new FakeKafka();
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 4 }, () => sampleEvent(ids));
+    kafka.refuse = (r) => (carries(r, events[1]!.decision_id) ? protocolError("MESSAGE_TOO_LARGE", 10) : null);
+    const log = recorder();
+    const s = sink(kafka, { logger: log.logger });
+    for (const e of events) await s.write(e);
+    await s.start();
+    await until(() => log.entries.filter((e) => e.level === "error" && /no dead-letter file/.test(e.msg)).length >= 2);
+    assert.deepEqual(kafka.delivered, [events[0]!.decision_id]);
+    assert.deepEqual(await s.close({ timeoutMs: 20 }), { sent: 1, remaining: 3 });
+  });
+
+  it("splits a batch refused for its size as a whole, delivers each event alone in order, and cuts later batches smaller", async () => {
+    const kafka = new FakeKafka();
+    kafka.refuse = (r) => (r.messages.length > 3 ? protocolError("MESSAGE_TOO_LARGE", 10) : null);
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 60 }, () => sampleEvent(ids));
+    const log = recorder();
+    const s = sink(kafka, { maxBatch: 20, deadLetterFile: join(dir, "dlq.jsonl"), logger: log.logger });
+    for (const e of events) await s.write(e);
+    await s.start();
+    await until(() => s.stats().sent === 60);
+    assert.deepEqual(kafka.delivered, idsOf(events));
+    assert.equal(s.stats().deadLettered, 0);
+    assert.ok(s.stats().sendFailures <= 4, `the limit is learned quickly (${s.stats().sendFailures} refused batches)`);
+    const lastRefused = kafka.sends.map((x) => x.record.messages.length > 3).lastIndexOf(true);
+    const later = kafka.sends.slice(lastRefused + 1).map((x) => x.record.messages.length);
+    assert.ok(later.every((n) => n <= 3) && later.some((n) => n > 1), `later batches still batch, under the limit: ${kafka.sends.map((x) => x.record.messages.length).join(",")}`);
+    assert.ok(log.entries.some((e) => /cut smaller/.test(e.msg)));
+    assert.equal(existsSync(join(dir, "dlq.jsonl")), false, "nothing was dead-lettered");
+    await s.close();
+  });
+
+  it("retries a permanent error that is about access, not the record, instead of dead-lettering every event", async () => {
+    const kafka = new FakeKafka();
+    let denials = 3;
+    kafka.refuse = () => (denials-- > 0 ? protocolError("TOPIC_AUTHORIZATION_FAILED", 29) : null);
+    const ids = sequentialIds("ev");
+    const s = sink(kafka, { deadLetterFile: join(dir, "dlq.jsonl") });
+    for (let i = 0; i < 3; i++) await s.write(sampleEvent(ids));
+    await s.start();
+    await until(() => s.stats().sent === 3);
+    assert.deepEqual({ deadLettered: s.stats().deadLettered, sendFailures: s.stats().sendFailures }, { deadLettered: 0, sendFailures: 3 });
+    assert.equal(existsSync(join(dir, "dlq.jsonl")), false);
+    await s.close();
+  });
+});
+
+describe("recordRefusal (which kafkajs errors dead-letter an event)", () => {
+  // The real kafkajs error classes (only on the CommonJS default export).
+  const { KafkaJSNonRetriableError, KafkaJSProtocolError } = kafkajs as unknown as {
+    KafkaJSNonRetriableError: new (e: Error) => Error;
+    KafkaJSProtocolError: new (e: Error) => Error;
+  };
+  const protocol = (type: string, code: number, retriable: boolean): Error => new KafkaJSProtocolError({ name: "KafkaJSProtocolError", message: `${type} message`, type, code, retriable } as unknown as Error);
+  const cases: Array<{ note: string; err: unknown; type: string | null }> = [
+    { note: "MESSAGE_TOO_LARGE as kafkajs rejects it", err: protocol("MESSAGE_TOO_LARGE", 10, false), type: "MESSAGE_TOO_LARGE" },
+    { note: "INVALID_RECORD", err: protocol("INVALID_RECORD", 87, false), type: "INVALID_RECORD" },
+    { note: "RECORD_LIST_TOO_LARGE", err: protocol("RECORD_LIST_TOO_LARGE", 18, false), type: "RECORD_LIST_TOO_LARGE" },
+    { note: "CORRUPT_MESSAGE, although kafkajs marks it retriable", err: protocol("CORRUPT_MESSAGE", 2, true), type: "CORRUPT_MESSAGE" },
+    { note: "a refusal wrapped as the cause of a KafkaJSNonRetriableError", err: Object.assign(new KafkaJSNonRetriableError(protocol("MESSAGE_TOO_LARGE", 10, false)), { cause: protocol("MESSAGE_TOO_LARGE", 10, false) }), type: "MESSAGE_TOO_LARGE" },
+    { note: "not an authorization error", err: protocol("TOPIC_AUTHORIZATION_FAILED", 29, false), type: null },
+    { note: "not a producer-state error", err: protocol("OUT_OF_ORDER_SEQUENCE_NUMBER", 45, false), type: null },
+    { note: "not a connection error", err: new Error("connect ECONNREFUSED"), type: null },
+    { note: "not a non-error", err: "MESSAGE_TOO_LARGE", type: null },
+  ];
+  for (const c of cases) {
+    it(c.note, () => {
+      const r = recordRefusal(c.err);
+      assert.equal(r?.type ?? null, c.type);
+      if (r) assert.ok(r.reason.length > 0 && typeof r.code === "number");
+    });
+  }
+});
+
+describe("KafkaSink: the topic's max.message.bytes", () => {
+  const maxEventBytes = 512 * 1024;
+
+  async function connectOnce(kafka: FakeKafka, over: Partial<KafkaSinkOptions> = {}): Promise<LogEntry[]> {
+    const log = recorder();
+    const s = sink(kafka, { maxEventBytes, logger: log.logger, ...over });
+    await s.start();
+    await s.close();
+    return log.entries;
+  }
+
+  it("logs an error naming the topic's limit, audit.maxEventBytes and the fix when the largest event cannot fit", async () => {
+    const kafka = new FakeKafka();
+    kafka.topicConfigs.set("audit", { "max.message.bytes": "2048" });
+    const errors = (await connectOnce(kafka)).filter((e) => e.level === "error");
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    const { msg, fields } = errors[0]!;
+    assert.match(msg, /accepts records of at most 2048 bytes \(topic audit max\.message\.bytes\)/);
+    assert.match(msg, /audit\.maxEventBytes 524288 \+ 512/);
+    assert.match(msg, /--add-config max\.message\.bytes=524800/);
+    assert.deepEqual({ ...fields, source: undefined }, { topic: "audit", maxMessageBytes: 2048, maxEventBytes, overheadBytes: 512, source: undefined });
+    assert.deepEqual(kafka.describeRequests[0], [{ type: 2, name: "audit", configNames: ["max.message.bytes"] }]);
+  });
+
+  it("falls back to the smallest broker message.max.bytes when the topic's config cannot be read", async () => {
+    const kafka = new FakeKafka();
+    kafka.describeFails.add(2);
+    kafka.brokerConfigs.set("1", { "message.max.bytes": "600000" });
+    kafka.brokerConfigs.set("2", { "message.max.bytes": "100000" });
+    const errors = (await connectOnce(kafka)).filter((e) => e.level === "error");
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0]!.fields.maxMessageBytes, 100000);
+    assert.match(String(errors[0]!.fields.source), /broker message\.max\.bytes/);
+  });
+
+  it("only notes the limit when the largest event fits, and goes on when it cannot be read at all", async () => {
+    const fits = new FakeKafka();
+    fits.topicConfigs.set("audit", { "max.message.bytes": "1048588" });
+    const entries = await connectOnce(fits);
+    assert.deepEqual(entries.filter((e) => e.level === "error" || e.level === "warn"), []);
+    assert.ok(entries.some((e) => e.level === "info" && e.fields.maxMessageBytes === 1048588));
+
+    const unreadable = new FakeKafka();
+    unreadable.describeFails.add(2).add(4);
+    unreadable.brokerConfigs.set("1", {});
+    const log = recorder();
+    const s = sink(unreadable, { maxEventBytes, logger: log.logger });
+    await s.start();
+    await s.write(sampleEvent());
+    await until(() => s.stats().sent === 1);
+    await s.close();
+    assert.ok(log.entries.some((e) => e.level === "warn" && /cannot read the Kafka topic's max\.message\.bytes/.test(e.msg)));
+  });
+
+  it("cuts batches to the topic's limit so none is refused for its size", async () => {
+    const kafka = new FakeKafka();
+    const limit = 6000;
+    kafka.topicConfigs.set("audit", { "max.message.bytes": String(limit) });
+    kafka.refuse = (r) => (estimatedBatchBytes(r.messages.map((m) => ({ decisionId: String(m.headers?.["decision-id"]), key: String(m.key), value: String(m.value) }))) > limit ? protocolError("MESSAGE_TOO_LARGE", 10) : null);
+    const ids = sequentialIds("ev");
+    const events = Array.from({ length: 40 }, () => sampleEvent(ids));
+    const s = sink(kafka, { maxBatch: 500 });
+    for (const e of events) await s.write(e);
+    await s.start();
+    await until(() => s.stats().sent === 40);
+    assert.equal(s.stats().sendFailures, 0);
+    assert.deepEqual(kafka.delivered, idsOf(events));
+    assert.ok(kafka.sends.every((x) => x.record.messages.length > 1), "still batched");
     await s.close();
   });
 });

@@ -22,10 +22,10 @@ describe("audit masking", () => {
     assert.deepEqual(args.list, [REDACTED, { token: REDACTED }]);
   });
 
-  it("unescapes URL-escaped segments like OPA", () => {
-    const out = applyMasks({ input: input(), result: null }, ["/input/agent/claims/a%2Fb"]);
+  it("decodes RFC 6901 escapes: ~1 is a slash", () => {
+    const out = applyMasks({ input: input(), result: null }, ["/input/agent/claims/a~1b"]);
     assert.equal((out.input as ReturnType<typeof input>).agent.claims["a/b"], REDACTED);
-    assert.deepEqual(out.masked, ["/input/agent/claims/a%2Fb"]);
+    assert.deepEqual(out.masked, ["/input/agent/claims/a~1b"]);
   });
 
   const ignored = [
