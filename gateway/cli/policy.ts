@@ -106,8 +106,12 @@ async function candidateEngine(values: Values): Promise<WasmPolicyEngine> {
 function renderReport(r: ReplayReport): string {
   const lines: string[] = [];
   lines.push(`candidate revision ${r.candidate_revision || "(none)"}; recorded by ${r.recorded_revisions.join(", ") || "(none)"}`);
-  lines.push(`${r.records} records, ${r.replayed} decisions replayed (skipped: ${r.skipped.not_a_decision} not decisions, ${r.skipped.duplicate} duplicates, ${r.skipped.unparseable} unparseable)`);
-  if (r.with_masked_fields > 0) lines.push(`${r.with_masked_fields} decisions had masked fields and were evaluated with the masked values`);
+  const listed = r.list_items.replayed > 0 ? `, ${r.list_items.replayed} of them listed items` : "";
+  lines.push(`${r.records} records, ${r.replayed} events replayed as ${r.decisions} decisions${listed} (skipped: ${r.skipped.not_a_decision} not decisions, ${r.skipped.duplicate} duplicates, ${r.skipped.unparseable} unparseable, ${r.skipped.truncated} cut for size)`);
+  if (r.with_masked_fields > 0) lines.push(`${r.with_masked_fields} events had masked fields and were evaluated with the masked values`);
+  if (r.with_truncated_arguments > 0) lines.push(`${r.with_truncated_arguments} events had their arguments cut for size and were evaluated with the size marker in their place`);
+  if (r.list_items.without_tool_definition > 0) lines.push(`${r.list_items.without_tool_definition} tools/list items were evaluated with input.tool null (the event has no tool definition): a policy that reads input.tool may decide them differently than the gateway did`);
+  if (r.list_items.incomplete_lists > 0) lines.push(`${r.list_items.incomplete_lists} list events had their shown or hidden names cut for size: those items were not replayed`);
   lines.push(`unchanged ${r.totals.unchanged}, allow→deny ${r.totals.allow_to_deny}, deny→allow ${r.totals.deny_to_allow}`);
   const table = (title: string, rows: Record<string, Tally>): void => {
     const changed = Object.entries(rows).filter(([, t]) => t.allow_to_deny + t.deny_to_allow > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -120,7 +124,10 @@ function renderReport(r: ReplayReport): string {
   table("agent", r.by_agent);
   if (r.changes.length > 0) {
     lines.push("", "changes (first " + r.changes.length + "):");
-    for (const c of r.changes) lines.push(`  ${c.decision_id}  ${c.agent}  ${c.tool}  ${c.from}→${c.to}${c.reasons.length > 0 ? `  (${c.reasons.join("; ")})` : ""}`);
+    for (const c of r.changes) {
+      const listed = c.listed_by === undefined ? "" : `  [${c.listed_by}${c.without_tool_definition ? ", without tool definition" : ""}]`;
+      lines.push(`  ${c.decision_id}  ${c.agent}  ${c.tool}  ${c.from}→${c.to}${listed}${c.reasons.length > 0 ? `  (${c.reasons.join("; ")})` : ""}`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

@@ -14,6 +14,7 @@ export const BUNDLE_ERROR_CODES = [
   "bundle_file_missing", // a file listed in the signature is not in the bundle
   "bundle_digest_mismatch", // a file's content does not match its signed digest
   "bundle_entrypoint_missing", // the manifest or module lacks mcp/authz/decision
+  "bundle_rollback", // hot reload only: a validly signed bundle whose revision goes back (policy.allowRollback)
 ] as const;
 
 export type BundleErrorCode = (typeof BUNDLE_ERROR_CODES)[number];

@@ -40,6 +40,7 @@ export { admittedBuiltins, SDK_BUILTINS, WASM_NATIVE_BUILTINS } from "./capabili
 export { signBundleFiles, type SignOptions } from "./signer.js";
 export { writeTarGz } from "./tar-write.js";
 export { BundleReloader, type BundleReloaderOptions, type ReloaderStatus, type ReloadRefusal, type ReloadResult, type ReloadTrigger } from "./reloader.js";
+export { compareRevisions, REVISION_HISTORY_LIMIT, RevisionHistory, rollbackReason, type RevisionKind } from "./revision.js";
 export { ShadowingEngine } from "./shadow.js";
 export type { ShadowOutcome } from "./types.js";
 export { replayDecisions, replayFails, type FailOn, type ReplayChange, type ReplayReport, type Tally, type Verdict } from "./replay.js";

@@ -6,6 +6,7 @@ import type { Logger } from "../shared/log.js";
 import { parseBundle, type LoadBundleOptions, type LoadedBundle } from "./bundle.js";
 import { WasmPolicyEngine } from "./engine.js";
 import { BundleError } from "./errors.js";
+import { RevisionHistory, rollbackReason } from "./revision.js";
 import type { PolicyEngine } from "./types.js";
 
 /**
@@ -14,7 +15,8 @@ import type { PolicyEngine } from "./types.js";
  * If-None-Match, and reloads on demand (SIGHUP). A candidate is read, verified and compiled off
  * the request path; only a fully built engine replaces the active one, in one assignment, so a
  * decision is made by exactly one revision. A refused candidate is reported once (log + callback)
- * and the last good bundle keeps serving.
+ * and the last good bundle keeps serving. A validly signed candidate that would roll the revision
+ * back (revision.ts) is refused too, as bundle_rollback, unless `allowRollback`.
  */
 
 const WATCH_DEBOUNCE_MS = 100;
@@ -62,6 +64,11 @@ export interface BundleReloaderOptions {
   onSwapped?: (from: string, to: string) => void;
   /** Label for log lines ("policy" or "shadow policy"). */
   name?: string;
+  /**
+   * Accept a candidate whose revision was served before the current one or is lower than it
+   * (policy.allowRollback; default false: refused as bundle_rollback). See revision.ts.
+   */
+  allowRollback?: boolean;
 }
 
 export type ReloadResult = "swapped" | "unchanged" | "refused" | "unavailable";
@@ -86,6 +93,8 @@ export class BundleReloader {
   private again: ReloadTrigger | undefined;
   private stopped = true;
   private required = true;
+  /** Revisions that served before the active one (rollback detection). */
+  private readonly history = new RevisionHistory();
 
   constructor(opts: BundleReloaderOptions) {
     this.opts = opts;
@@ -195,6 +204,8 @@ export class BundleReloader {
     let engine: PolicyEngine;
     try {
       const bundle = parseBundle(bytes, this.opts.source, this.opts.verification);
+      // After verification (an unsigned or tampered bundle keeps its own code), before compiling.
+      this.refuseRollback(bundle.revision);
       engine = await (this.opts.createEngine ?? ((b) => WasmPolicyEngine.create(b)))(bundle);
     } catch (err) {
       const failure = err instanceof BundleError ? err : new BundleError("bundle_malformed", String((err as Error).message), { bundle: this.opts.source });
@@ -208,13 +219,23 @@ export class BundleReloader {
       return "refused";
     }
     const from = this.revision;
+    const previous = this.active;
     // The swap: one assignment. Decisions already running finish on the engine they read.
     this.active = { engine, sha256 };
+    // Remember what stopped serving (not the empty "before the first bundle", not a same-revision swap).
+    if (previous !== undefined && previous.engine.revision !== engine.revision) this.history.record(previous.engine.revision);
     this.refusedSha = undefined;
     if (trigger !== "start") this.swaps++;
     this.opts.log("info", trigger === "start" ? `${this.name} bundle loaded` : `${this.name} bundle swapped`, { source: this.opts.source, trigger, from, revision: engine.revision });
     if (trigger !== "start") this.opts.onSwapped?.(from, engine.revision);
     return this.settle("swapped");
+  }
+
+  /** Throws bundle_rollback when a candidate would take the policy back to an older revision. */
+  private refuseRollback(candidate: string): void {
+    if (this.opts.allowRollback === true || this.active === undefined) return;
+    const reason = rollbackReason(candidate, this.revision, this.history);
+    if (reason !== undefined) throw new BundleError("bundle_rollback", `${reason}; set policy.allowRollback: true to accept it`, { bundle: this.opts.source, file: "/.manifest" });
   }
 
   private settle(result: ReloadResult): ReloadResult {

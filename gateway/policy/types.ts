@@ -14,20 +14,23 @@ export interface PolicyAgent {
   claims: Record<string, unknown>;
 }
 
-export type DecisionMethod =
-  | "tools/call"
-  | "tools/list"
-  | "resources/read"
-  | "resources/list"
-  | "prompts/get"
-  | "prompts/list";
+/**
+ * The JSON-RPC method exactly as the agent sent it (case-sensitive), or the list method for a
+ * listed item. Every request and forwarded client notification is decided, unknown methods
+ * included, so this is any string: the policy, not the type, says which methods are allowed.
+ */
+export type DecisionMethod = string;
 
 export interface PolicyRequest {
   method: DecisionMethod;
   server: string;
+  /** tools/call; tasks/get|result|cancel: the tool of the tools/call that created the task. */
   tool: string | null;
+  /** tools/call, prompts/get; tasks/*: the creating call's arguments. Null elsewhere. */
   arguments: Record<string, unknown> | null;
+  /** resources/read|subscribe|unsubscribe; completion/complete of a `ref/resource` (its URI template). */
   resource: string | null;
+  /** prompts/get; completion/complete of a `ref/prompt`. */
   prompt: string | null;
   session_id: string | null;
   protocol_version: string | null;

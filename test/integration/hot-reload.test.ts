@@ -6,7 +6,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { startDemoUpstream } from "../../demo/upstream.js";
 import { BUNDLE_REFUSED_METHOD, type AuditEvent } from "../../gateway/audit/index.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir, rewriteBundle, type KeyPairPem } from "../support/bundles.js";
 import { assertAuditEvents } from "../support/audit-schema.js";
@@ -162,6 +162,55 @@ describe("policy hot reload and shadow mode (real opa bundles, SDK clients, real
       // Nothing that arrived after the swap was observed was decided by the old revision.
       const late = decisions.filter((e) => Date.parse(e.timestamp) > swappedAt && revisionOf(e) !== "rev-2");
       assert.deepEqual(late.map((e) => e.decision_id), []);
+    } finally {
+      await h.close();
+    }
+  });
+
+  /** Starts on rev-1, swaps to rev-2, then publishes rev-1 again: a rollback (served before rev-2). */
+  async function rollBack(allowRollback: boolean): Promise<Harness> {
+    const publish = async (bundle: string, active: string): Promise<void> => {
+      await copyFile(bundle, `${active}.new`);
+      await rename(`${active}.new`, active);
+      process.kill(process.pid, "SIGHUP");
+    };
+    const active = join(work, `rollback-${allowRollback}.tar.gz`);
+    await copyFile(rev1, active);
+    const h = await startHarness(work, { bundle: active, verificationKey: pub, reload: { intervalSeconds: 0 }, ...(allowRollback ? { allowRollback } : {}) });
+    await publish(rev2, active);
+    await until("rev-2 active", () => h.gateway.bundles.revision === "rev-2");
+    await publish(rev1, active);
+    return h;
+  }
+
+  it("refuses a validly signed older bundle on reload as bundle_rollback, audited, and keeps serving the newer one", async () => {
+    const h = await rollBack(false);
+    try {
+      await until("the refusal", () => h.gateway.bundles.status().policy.state === "error");
+      assert.equal(h.gateway.bundles.revision, "rev-2");
+      const events = await h.events();
+      assertAuditEvents(events);
+      const refusals = events.filter((e) => e.mcp.method === BUNDLE_REFUSED_METHOD);
+      assert.deepEqual(refusals.map((e) => [e.error?.code, revisionOf(e)]), [["bundle_rollback", "rev-2"]]);
+      assert.match(refusals[0]!.error?.message ?? "", /revision "rev-1" was served before the active "rev-2"/);
+      const client = await h.connect(h.token("carol"));
+      assert.equal((await client.callTool({ name: "echo", arguments: { text: "still served" } })).isError, undefined);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("takes an older bundle on reload with policy.allowRollback: true", async () => {
+    const h = await rollBack(true);
+    try {
+      await until("rev-1 active again", () => h.gateway.bundles.revision === "rev-1");
+      assert.equal(h.gateway.bundles.status().policy.state, "ok");
+      const client = await h.connect(h.token("dave"));
+      assert.equal((await client.callTool({ name: "echo", arguments: { text: "on rev-1" } })).isError, undefined);
+      const events = await h.events();
+      assertAuditEvents(events);
+      assert.deepEqual(events.filter((e) => e.mcp.method === BUNDLE_REFUSED_METHOD), [], "no refusal");
+      assert.deepEqual(events.filter((e) => e.mcp.method === "tools/call").map(revisionOf), ["rev-1"], "rev-1 decides");
     } finally {
       await h.close();
     }

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
 import type { ReplayReport } from "../../gateway/policy/index.js";
 import { buildUnsignedBundle, makeTempDir } from "../support/bundles.js";
 import { runPortcullis, runPortcullisHere, showRun } from "../support/cli.js";
-import { kafkaBrokers, uniqueTopic } from "../support/kafka.js";
+import { consumeAll, uniqueTopic } from "../support/kafka.js";
+import { OwnBroker } from "../support/own-broker.js";
 import { defaultBundle, startStack, type Stack } from "../support/stack.js";
 
 /**
@@ -22,7 +22,13 @@ async function candidate(work: string, name: string, rego: string): Promise<stri
   return buildUnsignedBundle({ policyDir: dir, outFile: join(work, `${name}.tar.gz`), revision: name });
 }
 
-/** Drives the recorded traffic: allowed and denied calls, and a listing, for two agents. */
+/**
+ * Drives the recorded traffic: allowed and denied calls, and a listing, for two agents. Recorded
+ * decisions: per agent initialize and notifications/initialized (protocol methods, allowed); alice's
+ * tools/list (one event: echo, add, read_file shown, delete_record hidden), her echo call (allowed)
+ * and read_file of /etc/passwd (denied); root's delete_record call (allowed). Each agent's SDK
+ * client also opens the GET stream: an event without a decision.
+ */
 async function traffic(stack: Stack): Promise<void> {
   const { client: alice } = await stack.connect("demo", stack.token("alice", ["analyst"]));
   await alice.listTools();
@@ -63,8 +69,10 @@ describe("portcullis policy eval|replay", function () {
       failOn: "any",
       code: 0,
       check: (r) => {
-        assert.equal(r.totals.allow_to_deny + r.totals.deny_to_allow, 0);
-        assert.ok(r.totals.unchanged >= 6, JSON.stringify(r.totals));
+        // Every listed item too: its input, rebuilt from the list's, decides as the gateway did.
+        assert.deepEqual(r.totals, { unchanged: 11, allow_to_deny: 0, deny_to_allow: 0 });
+        assert.deepEqual([r.replayed, r.decisions, r.skipped.truncated], [8, 11, 0]);
+        assert.deepEqual(r.list_items, { replayed: 4, without_tool_definition: 4, incomplete_lists: 0 });
         assert.deepEqual(r.recorded_revisions, ["test-rev-1"]);
       },
     },
@@ -76,11 +84,14 @@ describe("portcullis policy eval|replay", function () {
       check: (r) => {
         assert.equal(r.candidate_revision, "deny-all");
         assert.equal(r.totals.deny_to_allow, 0);
-        assert.ok(r.by_tool["demo/echo"]!.allow_to_deny >= 2, JSON.stringify(r.by_tool)); // listed + called
-        assert.equal(r.by_tool["demo/delete_record"]!.allow_to_deny, 1);
-        assert.equal(r.by_agent.root!.allow_to_deny, 1);
-        assert.equal(r.by_tool["demo/read_file"]!.unchanged >= 1, true, "the /etc/passwd deny stays a deny");
+        assert.deepEqual(r.by_tool["demo/echo"], { unchanged: 0, allow_to_deny: 2, deny_to_allow: 0 }, JSON.stringify(r.by_tool)); // listed + called
+        assert.deepEqual(r.by_tool["demo/delete_record"], { unchanged: 1, allow_to_deny: 1, deny_to_allow: 0 }, "hidden from alice stays hidden; root's call is denied");
+        assert.deepEqual(r.by_tool["demo/read_file"], { unchanged: 1, allow_to_deny: 1, deny_to_allow: 0 }, "listed: now hidden; the /etc/passwd deny stays a deny");
+        assert.deepEqual(r.by_tool["demo/initialize"], { unchanged: 0, allow_to_deny: 2, deny_to_allow: 0 }, "a candidate denying the handshake is a change");
+        assert.deepEqual(r.by_agent.root, { unchanged: 0, allow_to_deny: 3, deny_to_allow: 0 }); // initialize, notifications/initialized, delete_record
         assert.ok(r.changes.every((c) => c.from === "allow" && c.to === "deny" && c.reasons[0] === "candidate denies everything"));
+        const listed = r.changes.filter((c) => c.listed_by !== undefined);
+        assert.deepEqual(listed.map((c) => [c.tool, c.listed_by, c.without_tool_definition]).sort(), [["demo/add", "tools/list", true], ["demo/echo", "tools/list", true], ["demo/read_file", "tools/list", true]]);
       },
     },
     {
@@ -90,8 +101,8 @@ describe("portcullis policy eval|replay", function () {
       code: 0,
       check: (r) => {
         assert.equal(r.totals.allow_to_deny, 0);
-        assert.ok(r.by_tool["demo/read_file"]!.deny_to_allow >= 1);
-        assert.ok(r.by_tool["demo/delete_record"]!.deny_to_allow >= 1, "hidden from alice's listing before");
+        assert.deepEqual(r.by_tool["demo/read_file"], { unchanged: 1, allow_to_deny: 0, deny_to_allow: 1 }, "listed before; the /etc/passwd call was denied");
+        assert.deepEqual(r.by_tool["demo/delete_record"], { unchanged: 1, allow_to_deny: 0, deny_to_allow: 1 }, "hidden from alice's listing before; root's call was allowed");
       },
     },
     { note: "an allow-all candidate fails --fail-on any", bundle: () => ["--bundle", allowAll], failOn: "any", code: 1, check: (r) => assert.ok(r.totals.deny_to_allow > 0) },
@@ -109,9 +120,12 @@ describe("portcullis policy eval|replay", function () {
     // Through the real binary once: exit code and stdout as CI sees them.
     const r = await runPortcullis(["policy", "replay", "--bundle", denyAll, "--events", stack.auditFile]);
     assert.equal(r.code, 0, showRun(r));
-    assert.match(r.stdout, /allow→deny \d+, deny→allow 0/);
-    assert.match(r.stdout, /^demo\/echo +\d+ +0 +\d+$/m);
-    assert.match(r.stdout, /^root +1 +0 +0$/m);
+    assert.match(r.stdout, /allow→deny 9, deny→allow 0/);
+    assert.match(r.stdout, /8 events replayed as 11 decisions, 4 of them listed items/);
+    assert.match(r.stdout, /^4 tools\/list items were evaluated with input\.tool null/m);
+    assert.match(r.stdout, /^demo\/echo +2 +0 +0$/m);
+    assert.match(r.stdout, /^root +3 +0 +0$/m);
+    assert.match(r.stdout, /  alice  demo\/echo  allow→deny  \[tools\/list, without tool definition\]/);
   });
 
   it("replay refuses a candidate that fails verification with the given key", async () => {
@@ -148,29 +162,35 @@ describe("portcullis policy eval|replay", function () {
   });
 
   describe("from a Kafka topic", () => {
+    // A private broker (test/support/own-broker.ts): the shared one on :9092 is not for tests.
+    let broker: OwnBroker | undefined;
     let kstack: Stack | undefined;
     const topic = uniqueTopic("it.replay");
     before(async function () {
-      if (process.env.PORTCULLIS_SKIP_KAFKA === "1") this.skip();
-      const admin = new Kafka({ clientId: "pc-replay-probe", brokers: kafkaBrokers(), connectionTimeout: 3000, retry: { retries: 1 }, logLevel: logLevel.NOTHING }).admin();
-      try {
-        await admin.connect();
-      } catch (err) {
-        throw new Error(`Kafka broker at ${kafkaBrokers().join(",")} is unreachable (${String(err)}); make kafka-up, or PORTCULLIS_SKIP_KAFKA=1`);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
+      if (process.env.PORTCULLIS_SKIP_KAFKA === "1" || !OwnBroker.available()) {
+        console.log("    policy replay from Kafka: skipped (PORTCULLIS_SKIP_KAFKA=1 or no Kafka jars in .tools/kafka/libs)");
+        this.skip();
       }
-      kstack = await startStack({ kafka: { brokers: kafkaBrokers(), topic } });
+      broker = await OwnBroker.start();
+      kstack = await startStack({ kafka: { brokers: broker.brokers, topic } });
       await traffic(kstack);
+      // The outbox sends after the answer: wait until the topic holds every event the file does.
+      const lines = (await readFile(kstack.auditFile, "utf8")).split("\n").filter((l) => l.length > 0).length;
+      const onTopic = await consumeAll(broker.brokers, topic, { expected: lines, timeoutMs: 30_000 });
+      assert.equal(onTopic.length, lines);
     });
-    after(async () => kstack?.close());
+    after(async () => {
+      await kstack?.close();
+      await broker?.destroy();
+    });
 
-    it("replays the topic like the file, and --fail-on allow-to-deny fails for deny-all", async () => {
-      const { code, report } = await replay(["--bundle", denyAll, "--brokers", kafkaBrokers().join(","), "--topic", topic, "--fail-on", "allow-to-deny"]);
+    it("replays the topic like the file, list items included, and --fail-on allow-to-deny fails for deny-all", async () => {
+      const { code, report } = await replay(["--bundle", denyAll, "--brokers", broker!.brokers.join(","), "--topic", topic, "--fail-on", "allow-to-deny"]);
       assert.equal(code, 1);
       const fromFile = (await replay(["--bundle", denyAll, "--events", kstack!.auditFile])).report;
       assert.deepEqual(report.totals, fromFile.totals);
-      assert.equal(report.replayed, fromFile.replayed);
+      assert.deepEqual([report.replayed, report.decisions, report.list_items], [fromFile.replayed, fromFile.decisions, fromFile.list_items]);
+      assert.equal(report.list_items.replayed, 4);
     });
   });
 });

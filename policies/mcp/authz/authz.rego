@@ -1,12 +1,13 @@
 # METADATA
 # title: MCP authorization
 # description: |
-#   The gateway evaluates data.mcp.authz.decision for every tools/call, resources/read and
-#   prompts/get, and once per item of tools/list, resources/list and prompts/list (contract 3).
-#   Deny by default: a request is allowed only when its method is known, the token carries the
-#   method's scope, one of the agent's roles grants the item on the server, and (for calls) no
-#   argument constraint is violated. Grants, scopes, rate limits and secret argument names live
-#   in data.portcullis (policies/data.json).
+#   The gateway evaluates data.mcp.authz.decision for every request and every client notification
+#   it would forward, and once per item of tools/list, resources/list and prompts/list (contract 3).
+#   Deny by default. A protocol method (data.portcullis.protocol_methods: initialize, ping, …)
+#   is allowed for every authenticated agent. Any other method is allowed only when it has a row
+#   in data.portcullis.methods, the token carries the row's scope, one of the agent's roles grants
+#   the item on the server, and (for calls) no argument constraint is violated. Grants, scopes,
+#   rate limits and secret argument names live in data.portcullis (policies/data.json).
 package mcp.authz
 
 import data.mcp.constraints
@@ -26,8 +27,35 @@ decision := object.union_n([
 ])
 
 # The request's row in data.portcullis.methods: its family (tools, resources, prompts), the
-# request field that names the item (tool, resource, prompt), and the scope it needs.
-method := cfg.methods[input.request.method]
+# request field that names the item (tool, resource, prompt), and the scope it needs. Methods are
+# matched exactly as sent: "Tools/Call" has no row and is denied.
+method_row := cfg.methods[input.request.method]
+
+method := method_row if not method_row.one_of
+
+# A row with "one_of" lists one {family, item, scope} per item field the method may name
+# (completion/complete completes a prompt's or a resource template's argument); the request must
+# fill exactly one of them, which then decides like prompts/get or resources/read.
+method := variants[0] if {
+	variants := [variant |
+		some variant in method_row.one_of
+		not is_null(object.get(input.request, variant.item, null))
+	]
+	count(variants) == 1
+}
+
+# Methods every authenticated agent may use whatever its roles: they name no tool, resource or
+# prompt (data.portcullis.protocol_methods; docs/policy-authoring.md says why each is safe). A
+# method that also has a row in methods is decided by its row, the stricter reading.
+protocol_method if {
+	input.request.method in cfg.protocol_methods
+	not method_row
+}
+
+authenticated if {
+	is_string(input.agent.sub)
+	input.agent.sub != ""
+}
 
 # The tool name, resource URI or prompt name the request is about. List methods carry one listed
 # item per evaluation, so the same grants decide what an agent sees and what it may use.
@@ -43,6 +71,12 @@ default allow := false
 
 allow if {
 	count(active_roles) > 0
+	count(deny_reasons) == 0
+}
+
+allow if {
+	protocol_method
+	authenticated
 	count(deny_reasons) == 0
 }
 
@@ -69,8 +103,24 @@ grant_reasons contains concat("", ["role ", role, " grants ", method.item, " ", 
 	some role in active_roles
 }
 
+grant_reasons contains concat("", [input.request.method, " is a protocol method"]) if protocol_method
+
 # The audit event records which method it was.
-deny_reasons contains "unsupported method" if not method
+deny_reasons contains "unsupported method" if {
+	not method_row # a helper rule: a nested ref would be evaluated outside the negation
+	not protocol_method
+}
+
+deny_reasons contains concat("", ["request must name exactly one of ", concat(", ", items)]) if {
+	variants := method_row.one_of
+	not method
+	items := [variant.item | some variant in variants]
+}
+
+deny_reasons contains "request names no agent" if {
+	protocol_method
+	not authenticated
+}
 
 deny_reasons contains concat("", ["missing scope ", method.scope]) if {
 	not method.scope in input.agent.scopes

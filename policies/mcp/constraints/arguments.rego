@@ -2,7 +2,8 @@
 # title: Argument constraints
 # description: |
 #   Checks the arguments of a tools/call against data.portcullis.argument_constraints[<tool>]: a
-#   list of rules, each naming an argument and a kind (path, url, readonly_sql, number, pattern).
+#   list of rules, each naming an argument and a kind (path, url, readonly_sql, number, pattern;
+#   readonly_sql is in readonly_sql.rego).
 #   A rule applies when the argument is present, or always when "required" is true. Each broken
 #   rule is one violation {reason, message}; mcp.authz denies on any. Lookups are by tool name, so
 #   a tool without rules costs one missed lookup.
@@ -27,10 +28,15 @@ broken(rule) := concat("", ["argument ", rule.argument, " is required"]) if {
 	not rule.argument in object.keys(arguments)
 }
 
-broken(rule) := concat("", ["argument ", rule.argument, " fails ", rule.kind, " constraint"]) if {
+broken(rule) := concat("", ["argument ", rule.argument, " fails ", rule.kind, " constraint", failure_detail(rule, value)]) if {
 	value := arguments[rule.argument]
 	not satisfied(rule.kind, rule, value)
 }
+
+# What exactly a readonly_sql value broke, for the audited reason (which function to allow-list).
+failure_detail(rule, value) := concat("", [" (", concat("; ", sort(sql_refusals(rule, value))), ")"]) if {
+	rule.kind == "readonly_sql"
+} else := ""
 
 # ------------------------------------------------------------------ path: under one of the roots
 
@@ -72,20 +78,7 @@ satisfied("url", rule, value) if {
 	glob.match(pattern, ["."], host)
 }
 
-# ------------------------------------------------------------------ readonly_sql
-
-sql_write_words := `\b(insert|update|delete|merge|upsert|replace|drop|alter|create|truncate|rename|grant|revoke|call|exec|execute|copy|attach|detach|pragma|vacuum|lock|into|set|load|install)\b`
-
-# One SELECT (or WITH … SELECT) statement: no second statement, no comments, no write keyword.
-satisfied("readonly_sql", _, value) if {
-	is_string(value)
-	sql := lower(trim_space(trim_suffix(trim_space(value), ";")))
-	regex.match(`^(select|with)\b`, sql)
-	not contains(sql, ";")
-	not contains(sql, "--")
-	not contains(sql, "/*")
-	not regex.match(sql_write_words, sql)
-}
+# ------------------------------------------------------------------ readonly_sql: see readonly_sql.rego
 
 # ------------------------------------------------------------------ number: bounds, optionally integer
 

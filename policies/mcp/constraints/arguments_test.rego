@@ -58,23 +58,7 @@ test_url_host_allow_list if {
 	}
 }
 
-test_readonly_sql if {
-	cases := [
-		{"note": "select", "sql": "SELECT id FROM t WHERE x = 1", "ok": true},
-		{"note": "with and trailing semicolon", "sql": "with a as (select 1) select * from a;", "ok": true},
-		{"note": "second statement", "sql": "select 1; drop table t", "ok": false},
-		{"note": "delete", "sql": "DELETE FROM t", "ok": false},
-		{"note": "select into", "sql": "select * into t2 from t", "ok": false},
-		{"note": "comment", "sql": "select 1 -- ", "ok": false},
-		{"note": "block comment", "sql": "select /* x */ 1", "ok": false},
-		{"note": "cte that writes", "sql": "with x as (delete from t returning *) select * from x", "ok": false},
-		{"note": "not a string", "sql": 1, "ok": false},
-	]
-	every case in cases {
-		ok := count(reasons("query", {"sql": case.sql})) == 0
-		ok == case.ok
-	}
-}
+# readonly_sql: readonly_sql_test.rego
 
 test_number_bounds if {
 	cases := [

@@ -146,6 +146,95 @@ describe("BundleReloader", () => {
     assert.equal(builds, 2, "one build at start, one for the swap");
   });
 
+  describe("rollback", () => {
+    async function started(name: string, revision: string, over: Partial<BundleReloaderOptions> = {}): Promise<ReturnType<typeof reloader> & { publish: (rev: string) => Promise<void> }> {
+      const file = join(dir, `${name}.tar.gz`);
+      await writeFile(file, bundleBytes(keys, revision));
+      const h = reloader(file, over);
+      await h.r.start();
+      return { ...h, publish: (rev) => writeAtomically(file, bundleBytes(keys, rev)) };
+    }
+
+    it("refuses a validly signed bundle with a lower revision as bundle_rollback, once, and keeps serving", async () => {
+      const { r, refusals, logs, publish } = await started("rollback-lower", "41");
+      await publish("42");
+      assert.equal(await r.reload("poll"), "swapped");
+      const before = r.engine;
+      await publish("7");
+      assert.equal(await r.reload("watch"), "refused");
+      assert.equal(r.engine, before, "the active engine is untouched");
+      assert.deepEqual([r.status().state, r.status().lastError?.code], ["error", "bundle_rollback"]);
+      assert.deepEqual(
+        refusals.map((x) => [x.code, x.message, x.activeRevision]),
+        [["bundle_rollback", `${join(dir, "rollback-lower.tar.gz")}: /.manifest: revision "7" is lower than the active "42" (integers); set policy.allowRollback: true to accept it`, "42"]],
+      );
+      assert.ok(logs.some((l) => /^error: policy bundle refused; the last good bundle stays active/.test(l)), logs.join("\n"));
+      assert.equal(await r.reload("signal"), "refused", "the same bytes, read again, stay refused");
+      assert.equal(refusals.length, 1, "and are reported once");
+      await publish("43");
+      assert.equal(await r.reload("poll"), "swapped");
+      assert.deepEqual([r.status().state, r.revision], ["ok", "43"]);
+    });
+
+    it("refuses a revision this process served before, even when revisions have no order", async () => {
+      const { r, refusals, publish } = await started("rollback-served", "3f2a9c1");
+      await publish("4b0e7d2");
+      assert.equal(await r.reload("poll"), "swapped");
+      await publish("3f2a9c1");
+      assert.equal(await r.reload("signal"), "refused");
+      assert.equal(r.revision, "4b0e7d2");
+      assert.deepEqual(refusals.map((x) => [x.code, x.trigger]), [["bundle_rollback", "signal"]]);
+      assert.match(refusals[0]!.message, /revision "3f2a9c1" was served before the active "4b0e7d2"/);
+    });
+
+    it("takes the current revision again (a re-signed bundle swaps as before) and unordered new ones", async () => {
+      const { r, refusals, swaps, publish } = await started("rollback-same", "abc");
+      await publish("abc"); // ES256 signatures differ each time: new bytes, same revision
+      assert.equal(await r.reload("poll"), "swapped");
+      await publish("def");
+      assert.equal(await r.reload("poll"), "swapped");
+      assert.deepEqual(refusals, []);
+      assert.deepEqual(swaps, ["abc->abc", "abc->def"]);
+    });
+
+    it("checks the signature first: a tampered old bundle keeps its own code", async () => {
+      const file = join(dir, "rollback-tampered.tar.gz");
+      await writeFile(file, bundleBytes(keys, "5"));
+      const { r, refusals } = reloader(file);
+      await r.start();
+      await writeAtomically(file, bundleBytes(keys, "4", { tamper: true }));
+      assert.equal(await r.reload("poll"), "refused");
+      assert.deepEqual(refusals.map((x) => x.code), ["bundle_digest_mismatch"]);
+    });
+
+    it("accepts lower and already served revisions with allowRollback", async () => {
+      const { r, refusals, swaps, publish } = await started("rollback-allowed", "2026-11-24T10:00:00Z", { allowRollback: true });
+      await publish("2026-11-25T10:00:00Z");
+      assert.equal(await r.reload("poll"), "swapped");
+      await publish("2026-11-24T10:00:00Z");
+      assert.equal(await r.reload("poll"), "swapped");
+      await publish("2026-01-01T00:00:00Z");
+      assert.equal(await r.reload("poll"), "swapped");
+      assert.deepEqual(refusals, []);
+      assert.equal(swaps.length, 3);
+      assert.equal(r.revision, "2026-01-01T00:00:00Z");
+    });
+
+    it("never calls the first bundle a rollback, nor a shadow's first load after a failed start", async () => {
+      const file = join(dir, "rollback-late.tar.gz");
+      const { r, refusals } = reloader(file);
+      await r.start({ required: false });
+      await writeFile(file, bundleBytes(keys, "1"));
+      assert.equal(await r.reload("poll"), "swapped");
+      await writeAtomically(file, bundleBytes(keys, "2"));
+      assert.equal(await r.reload("poll"), "swapped");
+      // "" (no revision) has no order; it would be refused only if "before the first bundle" counted as served.
+      await writeAtomically(file, bundleBytes(keys, ""));
+      assert.equal(await r.reload("poll"), "swapped");
+      assert.deepEqual(refusals, []);
+    });
+  });
+
   describe("from a URL", () => {
     let server: Server;
     let url: string;
