@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureDevKeys, mintToken, parseDuration } from "../auth/index.js";
 import { ConfigError, loadConfig } from "../config/index.js";
-import { GATEWAY_VERSION, startGateway } from "../gateway.js";
+import { GATEWAY_VERSION, startGateway } from "../compose/index.js";
 import { runDev, DEV_DEFAULTS } from "./dev.js";
 import { runBundleCommand } from "./bundle.js";
 import { runPolicyCommand } from "./policy.js";

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ensureDevKeys, mintToken, startDevIssuer } from "../auth/index.js";
 import { parseConfig } from "../config/index.js";
-import { startGateway } from "../gateway.js";
+import { startGateway } from "../compose/index.js";
 import { createLogger, type LogLevel } from "../shared/log.js";
 import type { Io } from "./commands.js";
 

@@ -9,8 +9,8 @@ import {
   sensitiveKeyMatcher,
   type KafkaSecurityOptions,
   type KeyMatcher,
-} from "./audit/index.js";
-import type { GatewayConfig } from "./config/index.js";
+} from "../audit/index.js";
+import type { GatewayConfig } from "../config/index.js";
 
 /**
  * The audit pieces the composition root builds from config (issue 4 items 3, 4, 6): kept here so
@@ -63,5 +63,7 @@ export function ocsfKafkaSink(config: GatewayConfig, topic: string, logger: Audi
     logger,
     security: auditKafkaSecurity(config),
     encode: (event) => JSON.stringify(toOcsf(event)),
+    ...(k.deadLetterFile ? { deadLetterFile: k.deadLetterFile } : {}),
+    maxEventBytes: config.audit.maxEventBytes,
   });
 }

@@ -1,22 +1,22 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { AuditLog, JsonlFileSink, KafkaSink, type AuditSink } from "./audit/index.js";
-import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type TokenVerifier } from "./auth/index.js";
-import { isStdioUpstream, type GatewayConfig } from "./config/index.js";
-import type { PolicyEngine } from "./policy/index.js";
-import { startPolicy, type PolicyRuntime } from "./policy-setup.js";
-import { createHttpServer, HttpUpstreamPool, McpEndpoint, StdioUpstreamConnection, type UpstreamConnection } from "./proxy/index.js";
-import { randomIds, systemClock, type Clock, type IdSource } from "./shared/clock.js";
-import { guardUpstreams, InFlight } from "./proxy/index.js";
-import { createRateLimiter } from "./ratelimit/index.js";
-import { upstreamAuthorizer } from "./upstream-auth/index.js";
-import { createLogger, type Logger } from "./shared/log.js";
-import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit-setup.js";
-import { kafkaBacklog } from "./outbox-setup.js";
+import { AuditLog, JsonlFileSink, KafkaSink, type AuditContext, type AuditSink } from "../audit/index.js";
+import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type TokenVerifier } from "../auth/index.js";
+import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
+import type { PolicyEngine } from "../policy/index.js";
+import { startPolicy, type PolicyRuntime } from "./policy.js";
+import { createHttpServer, HttpUpstreamPool, McpEndpoint, StdioUpstreamConnection, type UpstreamConnection } from "../proxy/index.js";
+import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
+import { guardUpstreams, InFlight } from "../proxy/index.js";
+import { createRateLimiter } from "../ratelimit/index.js";
+import { upstreamAuthorizer } from "../upstream-auth/index.js";
+import { createLogger, type Logger } from "../shared/log.js";
+import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit.js";
+import { kafkaBacklog } from "./outbox.js";
 
 export const GATEWAY_VERSION: string = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
 
 export interface RunningGateway {
@@ -68,8 +68,26 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     verifier = jwt;
   }
 
+  // What every audit record of this instance shares; bundle refusals are recorded with it too.
+  const auditContext: AuditContext = {
+    instanceId: config.audit.instanceId ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
+    version: GATEWAY_VERSION,
+    clock,
+    ids: overrides.ids ?? randomIds,
+    resultCapBytes: config.audit.resultCapBytes,
+    bundleName: "mcp-authz",
+    ...auditMaskFromConfig(config),
+    bundleRevision: () => policy.revision,
+    // Every event is bounded by construction (docs/audit.md "Size limits").
+    maxEventBytes: config.audit.maxEventBytes,
+    log,
+  };
+
   const sinks: AuditSink[] = [...(overrides.sinks ?? [])];
-  if (config.audit.file) sinks.push(new JsonlFileSink(config.audit.file, { fsync: config.audit.fsync }));
+  if (config.audit.file) {
+    // Admits a request only while its disk has room (audit.fileMinFreeBytes): no audit, no action.
+    sinks.push(new JsonlFileSink(config.audit.file, { fsync: config.audit.fsync, minFreeBytes: config.audit.fileMinFreeBytes, logger: log, clock }));
+  }
   if (config.audit.kafka) {
     const k = config.audit.kafka;
     sinks.push(
@@ -78,23 +96,27 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         topic: k.topic,
         clientId: k.clientId,
         createTopic: k.createTopic ? { ...k.createTopic } : false,
-        logger: (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields),
+        logger: log,
         security: auditKafkaSecurity(config),
+        // An event Kafka refuses permanently goes here and the stream goes on (docs/siem.md).
+        ...(k.deadLetterFile ? { deadLetterFile: k.deadLetterFile } : {}),
+        maxEventBytes: config.audit.maxEventBytes,
         // Durable outbox (audit.outbox, on by default with Kafka): events survive a crash.
-        ...(await kafkaBacklog(config, (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields))),
+        ...(await kafkaBacklog(config, log)),
       }),
     );
-    if (k.ocsfTopic) sinks.push(ocsfKafkaSink(config, k.ocsfTopic, (level, msg, fields) => log(level === "debug" ? "debug" : level, msg, fields)));
+    if (k.ocsfTopic) sinks.push(ocsfKafkaSink(config, k.ocsfTopic, log));
   }
   // The hash chain is assigned in AuditLog.record, the one point every event passes in write order.
   const chain = auditChainFromConfig(config, (overrides.ids ?? randomIds)());
-  const audit = new AuditLog(sinks, { logger: (level, msg, fields) => log(level, msg, fields), chain });
+  // Unauthenticated and invalid requests past audit.refusals.perSourcePerMinute are folded into counted summaries.
+  const audit = new AuditLog(sinks, { logger: log, chain, refusals: { perSourcePerMinute: config.audit.refusals.perSourcePerMinute, context: auditContext } });
   await audit.start();
 
   const pools = new Map<string, HttpUpstreamPool>();
   for (const [name, u] of Object.entries(config.upstreams)) {
     // The gateway's own credentials per upstream (gateway/upstream-auth): never the agent's token.
-    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds })));
+    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds }), u.maxResponseBytes));
   }
   const connectUpstream = (server: string): UpstreamConnection => {
     const u = config.upstreams[server];
@@ -115,16 +137,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     verifier,
     policy: () => policy,
     audit,
-    auditContext: policy.auditRefusalsTo(audit, {
-      instanceId: config.audit.instanceId ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
-      version: GATEWAY_VERSION,
-      clock,
-      ids: overrides.ids ?? randomIds,
-      resultCapBytes: config.audit.resultCapBytes,
-      bundleName: "mcp-authz",
-      ...auditMaskFromConfig(config),
-      bundleRevision: () => policy.revision,
-    }),
+    auditContext: policy.auditRefusalsTo(audit, auditContext),
     clock,
     log,
     connectUpstream: guardUpstreams(config.upstreams, connectUpstream),

@@ -1,5 +1,5 @@
-import { Outbox, type AuditBacklog, type AuditLogger } from "./audit/index.js";
-import { OUTBOX_DEFAULTS, type GatewayConfig } from "./config/index.js";
+import { Outbox, type AuditBacklog, type AuditLogger } from "../audit/index.js";
+import { OUTBOX_DEFAULTS, type GatewayConfig } from "../config/index.js";
 
 /**
  * The Kafka sink's backlog from `audit.outbox` (gateway/audit/outbox.ts): the durable outbox

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { bundleRefusedEvent, type AuditContext, type AuditLog } from "./audit/index.js";
-import type { GatewayConfig } from "./config/index.js";
+import { bundleRefusedEvent, type AuditContext, type AuditLog } from "../audit/index.js";
+import type { GatewayConfig } from "../config/index.js";
 import {
   BundleReloader,
   ShadowingEngine,
@@ -11,8 +11,8 @@ import {
   type ReloaderStatus,
   type ReloadRefusal,
   type ReloadResult,
-} from "./policy/index.js";
-import type { Logger } from "./shared/log.js";
+} from "../policy/index.js";
+import type { Logger } from "../shared/log.js";
 
 /**
  * The live policy as the composition root builds it (issue 3, items 5 and 6): a BundleReloader
@@ -99,11 +99,11 @@ export async function startPolicy(config: GatewayConfig, opts: PolicySetupOption
   });
   let runtime: PolicyRuntime | undefined;
   const common = { intervalMs: p.reload.intervalSeconds * 1000, maxBackoffMs: p.reload.maxBackoffSeconds * 1000, log: opts.log, now: opts.now };
-  const live = new BundleReloader({ ...common, source: p.bundle, verification: verification(p.verificationKey), onRefused: (r) => runtime?.refused(r, "policy") });
+  const live = new BundleReloader({ ...common, allowRollback: p.allowRollback, source: p.bundle, verification: verification(p.verificationKey), onRefused: (r) => runtime?.refused(r, "policy") });
   const shadow =
     p.shadow === undefined
       ? undefined
-      : new BundleReloader({ ...common, name: "shadow policy", source: p.shadow.bundle, verification: verification(p.shadow.verificationKey ?? p.verificationKey), onRefused: (r) => runtime?.refused(r, "shadow") });
+      : new BundleReloader({ ...common, allowRollback: true, name: "shadow policy", source: p.shadow.bundle, verification: verification(p.shadow.verificationKey ?? p.verificationKey), onRefused: (r) => runtime?.refused(r, "shadow") });
   runtime = new PolicyRuntime(live, shadow);
   await live.start({ required: true });
   try {

@@ -1,7 +1,17 @@
 import { z } from "zod";
-import { auditMaskSchema, auditSigningSchema, kafkaSaslSchema, kafkaSslSchema, saslNeedsTls } from "./audit-schema.js";
+import {
+  AUDIT_BOUNDS_DEFAULTS,
+  auditFileMinFreeBytesSchema,
+  auditMaskSchema,
+  auditMaxEventBytesSchema,
+  auditRefusalsSchema,
+  auditSigningSchema,
+  kafkaSaslSchema,
+  kafkaSslSchema,
+  saslNeedsTls,
+} from "./audit-schema.js";
 import { parseCidr } from "../shared/ip.js";
-import { auditOnFullSchema, auditOutboxSchema } from "./outbox-schema.js";
+import { auditDeadLetterFileSchema, auditOnFullSchema, auditOutboxSchema } from "./outbox-schema.js";
 
 /**
  * Contract 2 (../../shared/DESIGN.md, docs/configuration.md). Every object is strict: an unknown
@@ -65,6 +75,8 @@ const policySchema = z
     scope: z.string().optional(),
     reload: policyReloadSchema,
     shadow: policyShadowSchema.optional(),
+    /** Accept a hot-reloaded bundle whose revision goes back (gateway/policy/revision.ts); refused as bundle_rollback otherwise. */
+    allowRollback: z.boolean().default(false),
   })
   .strict();
 
@@ -108,6 +120,8 @@ const httpUpstreamSchema = z
     timeoutMs: z.number().int().positive().default(60_000),
     /** Calls in flight to this upstream across all sessions; more are shed with upstream_busy. */
     maxConcurrent: z.number().int().positive().default(256),
+    /** Largest answer (JSON body or one SSE event) accepted from this upstream; larger is upstream_bad_response. */
+    maxResponseBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
     auth: upstreamAuthSchema.optional(),
     identityAssertion: identityAssertionSchema.optional(),
   })
@@ -147,6 +161,8 @@ const auditSchema = z
         sasl: kafkaSaslSchema.optional(),
         /** Also publish each event rendered as OCSF API Activity (6003) to this topic. */
         ocsfTopic: z.string().min(1).optional(),
+        /** Events Kafka refuses permanently go here (outbox-schema.ts; default in the outbox directory). */
+        deadLetterFile: auditDeadLetterFileSchema.optional(),
       })
       .strict()
       .refine(saslNeedsTls, { message: "sasl.mechanism plain sends the password in clear: set ssl too", path: ["sasl", "mechanism"] })
@@ -155,6 +171,10 @@ const auditSchema = z
     mask: auditMaskSchema.default({ paths: [], keys: [], defaultKeys: true }),
     resultCapBytes: z.number().int().min(0).default(4096),
     instanceId: z.string().min(1).optional(),
+    // Bounded events and refusals (audit-schema.ts, docs/audit.md "Size limits", "Refusals").
+    maxEventBytes: auditMaxEventBytesSchema,
+    fileMinFreeBytes: auditFileMinFreeBytesSchema,
+    refusals: auditRefusalsSchema,
     // Durable Kafka outbox and back-pressure (outbox-schema.ts, gateway/audit/outbox.ts).
     outbox: auditOutboxSchema.optional(),
     onFull: auditOnFullSchema,
@@ -165,12 +185,18 @@ const sessionsSchema = z
   .object({
     idleTimeoutSeconds: z.number().int().positive().default(1800),
     maxSessions: z.number().int().positive().default(1000),
+    /** Sessions one subject (iss + sub) may hold at once. */
+    maxPerAgent: z.number().int().positive().default(64),
+    /** Sessions whose upstream is a stdio process (each one is a child process of the gateway). */
+    maxStdio: z.number().int().positive().default(32),
   })
   .strict();
 
 const edgeSchema = z
   .object({
     maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    /** Deepest nesting of objects and arrays accepted in a request body. */
+    maxJsonDepth: z.number().int().min(8).max(512).default(64),
     allowedOrigins: z.array(z.string().min(1)).default([]),
     /** Proxies whose X-Forwarded-For entries are believed (gateway/proxy/client-ip.ts). */
     trustedProxies: z.array(z.string().refine((c) => parseCidr(c) !== null, "must be an IP address or CIDR block")).default([]),
@@ -223,9 +249,9 @@ export const configSchema = z
     upstreams: z
       .record(z.string().regex(upstreamName, "upstream names are letters, digits, '_' and '-'"), upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, "at least one upstream is required"),
-    audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096, mask: { paths: [], keys: [], defaultKeys: true }, onFull: "reject" }),
-    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000 }),
-    edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
+    audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096, mask: { paths: [], keys: [], defaultKeys: true }, onFull: "reject", ...AUDIT_BOUNDS_DEFAULTS }),
+    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000, maxPerAgent: 64, maxStdio: 32 }),
+    edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
   })

@@ -1,43 +1,91 @@
+import type { AuditOutcome } from "../audit/index.js";
 import { RpcCode } from "./jsonrpc.js";
 
 /**
- * Every way the edge or the session layer refuses a request, with its HTTP status and JSON-RPC
- * code, in one table. docs/errors.md documents each code; a unit test keeps the two in step.
+ * The one error catalogue: every way the gateway refuses or fails a request, with its HTTP
+ * status, JSON-RPC code, audit outcome and message. Answers are built from this table only
+ * (`answers.ts`), and docs/errors.md documents every row (test/unit/proxy/errors-documented.test.ts
+ * walks the table and checks each row's status and code columns).
+ *
+ * `inBand`: answered HTTP 200 (the request was valid; a `tools/call` gets a `CallToolResult` with
+ * `isError: true`, other methods the JSON-RPC error), because the refusal is about this call, not
+ * about the HTTP exchange. `status` is then 200.
  */
-export const EDGE_ERRORS = {
-  origin_forbidden: { status: 403, rpc: RpcCode.InvalidRequest, message: "Forbidden: Origin not allowed" },
-  unsupported_media_type: { status: 415, rpc: RpcCode.InvalidRequest, message: "Content-Type must be application/json" },
-  body_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: "Request body too large" },
-  parse_error: { status: 400, rpc: RpcCode.ParseError, message: "Parse error: body is not valid JSON" },
-  invalid_request: { status: 400, rpc: RpcCode.InvalidRequest, message: "Invalid Request" },
-  unsupported_protocol_version: { status: 400, rpc: RpcCode.InvalidRequest, message: "Unsupported MCP-Protocol-Version" },
-  session_required: { status: 400, rpc: RpcCode.InvalidRequest, message: "Bad Request: Mcp-Session-Id header is required" },
-  session_not_found: { status: 404, rpc: RpcCode.SessionNotFound, message: "Session not found" },
-  session_limit: { status: 503, rpc: RpcCode.InternalError, message: "Too many sessions; try again later" },
-  unknown_server: { status: 404, rpc: RpcCode.InvalidRequest, message: "No such MCP server" },
-  method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: "Method not allowed" },
-  stream_conflict: { status: 409, rpc: RpcCode.InvalidRequest, message: "A stream is already open for this session" },
-  upstream_failed: { status: 502, rpc: RpcCode.InternalError, message: "Upstream MCP server failed" },
-  // Answered in band (HTTP 200): the request was valid, the gateway cannot put it on record.
-  audit_unavailable: { status: 200, rpc: RpcCode.InternalError, message: "Audit log unavailable; request refused" },
-  // The durable audit outbox is over its bound (audit.onFull: reject): refused before deciding.
-  audit_backpressure: { status: 200, rpc: RpcCode.InternalError, message: "Audit backlog full (Kafka behind); request refused, retry later" },
-} as const;
+export interface CatalogueEntry {
+  readonly status: number;
+  readonly rpc: number;
+  readonly outcome: AuditOutcome;
+  readonly message: string;
+  readonly inBand: boolean;
+}
 
-export type EdgeErrorCode = keyof typeof EDGE_ERRORS;
+const edge = (status: number, rpc: number, message: string): CatalogueEntry => ({ status, rpc, outcome: "invalid", message, inBand: false });
+const inBand = (rpc: number, outcome: AuditOutcome, message: string): CatalogueEntry => ({ status: 200, rpc, outcome, message, inBand: true });
 
-export class EdgeError extends Error {
+export const ERRORS = {
+  // ---- edge: refused before identity or decision (outcome invalid)
+  origin_forbidden: edge(403, RpcCode.InvalidRequest, "Forbidden: Origin not allowed"),
+  unsupported_media_type: edge(415, RpcCode.InvalidRequest, "Content-Type must be application/json"),
+  body_too_large: edge(413, RpcCode.InvalidRequest, "Request body too large"),
+  parse_error: edge(400, RpcCode.ParseError, "Parse error: body is not valid JSON"),
+  ambiguous_json: edge(400, RpcCode.InvalidRequest, "Invalid Request: duplicate or case-colliding member names"),
+  json_too_deep: edge(400, RpcCode.InvalidRequest, "Invalid Request: JSON nests too deeply"),
+  invalid_json_value: edge(400, RpcCode.InvalidRequest, "Invalid Request: number out of range or unpaired surrogate"),
+  invalid_request: edge(400, RpcCode.InvalidRequest, "Invalid Request"),
+  unsupported_protocol_version: edge(400, RpcCode.InvalidRequest, "Unsupported MCP-Protocol-Version"),
+  unknown_server: edge(404, RpcCode.InvalidRequest, "No such MCP server"),
+  method_not_allowed: edge(405, RpcCode.InvalidRequest, "Method not allowed"),
+  // ---- sessions (outcome invalid)
+  session_required: edge(400, RpcCode.InvalidRequest, "Bad Request: Mcp-Session-Id header is required"),
+  session_not_found: edge(404, RpcCode.SessionNotFound, "Session not found"),
+  session_limit: edge(503, RpcCode.InternalError, "Too many sessions; try again later"),
+  session_quota: edge(429, RpcCode.InternalError, "Too many sessions for this agent; end one first"),
+  stream_conflict: edge(409, RpcCode.InvalidRequest, "A stream is already open for this session"),
+  unexpected_response: edge(400, RpcCode.InvalidRequest, "Invalid Request: no server request is waiting for this response"),
+  // ---- params (in band, outcome invalid): the method is known, its params are not usable
+  invalid_params: { status: 200, rpc: RpcCode.InvalidParams, outcome: "invalid", message: "Invalid params", inBand: true },
+  // ---- decisions (outcome denied)
+  denied: inBand(RpcCode.InvalidParams, "denied", "Denied by policy"),
+  method_denied: inBand(RpcCode.MethodNotFound, "denied", "Method not found"),
+  unknown_tool: inBand(RpcCode.InvalidParams, "denied", "Unknown tool"),
+  unknown_task: inBand(RpcCode.InvalidParams, "denied", "Unknown task"),
+  insufficient_scope: { status: 403, rpc: RpcCode.InvalidRequest, outcome: "denied", message: "Forbidden: insufficient scope", inBand: false },
+  // ---- limits (outcome rate_limited)
+  rate_limited: inBand(RpcCode.InternalError, "rate_limited", "Rate limit exceeded"),
+  ratelimit_unavailable: inBand(RpcCode.InternalError, "rate_limited", "Rate limiter unavailable"),
+  upstream_busy: inBand(RpcCode.InternalError, "rate_limited", "Upstream MCP server is at its concurrency limit"),
+  // ---- upstream and audit (outcome error)
+  upstream_failed: inBand(RpcCode.InternalError, "error", "Upstream MCP server failed"),
+  // initialize and GET: no call to answer in band; the HTTP exchange itself failed.
+  upstream_init_failed: { status: 502, rpc: RpcCode.InternalError, outcome: "error", message: "Upstream MCP server failed", inBand: false },
+  audit_unavailable: inBand(RpcCode.InternalError, "error", "Audit log unavailable; request refused"),
+  audit_backpressure: inBand(RpcCode.InternalError, "error", "Audit backlog full (Kafka behind); request refused, retry later"),
+  internal_error: inBand(RpcCode.InternalError, "error", "Internal error"),
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * A refusal on its way to the agent: thrown by any stage, turned into the answer and the audit
+ * outcome in one place (the pipeline's catch). `detail` is appended to the message the agent sees;
+ * `data` goes into `error.data`; `audit` is the error recorded in the event (default: code and
+ * message).
+ */
+export class Refusal extends Error {
   constructor(
-    readonly code: EdgeErrorCode,
-    detail?: string,
+    readonly code: ErrorCode,
+    readonly detail?: string,
+    /** Extra members of `error.data` (or of the in-band result's `_meta`). */
+    readonly data?: Record<string, unknown>,
+    /** Replaces the catalogue message for the agent (a policy's own denial message). */
+    agentMessage?: string,
+    /** HTTP headers of the answer (the scope challenge's WWW-Authenticate). */
+    readonly headers?: Record<string, string>,
   ) {
-    super(detail ? `${EDGE_ERRORS[code].message}: ${detail}` : EDGE_ERRORS[code].message);
-    this.name = "EdgeError";
+    super(agentMessage ?? (detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message));
+    this.name = "Refusal";
   }
-  get status(): number {
-    return EDGE_ERRORS[this.code].status;
-  }
-  get rpcCode(): number {
-    return EDGE_ERRORS[this.code].rpc;
+  get entry(): CatalogueEntry {
+    return ERRORS[this.code];
   }
 }

@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type Request, type Response } from "express";
-import { EdgeError, EDGE_ERRORS } from "./errors.js";
-import { rpcError } from "./jsonrpc.js";
-import type { McpEndpoint } from "./mcp-endpoint.js";
+import { Refusal } from "./errors.js";
+import type { McpEndpoint } from "./pipeline.js";
 
 export interface HttpAppOptions {
   servers: readonly string[];
@@ -14,8 +13,8 @@ export interface HttpAppOptions {
    */
   timeouts?: { headersTimeoutMs: number; requestTimeoutMs: number };
   /**
-   * edge.allowedOrigins, checked here for GET and DELETE too (the endpoint checks POST): a browser
-   * page must not open a session's stream or end a session either. Empty: any Origin is refused.
+   * edge.allowedOrigins: the pages whose CORS preflight is answered and whose responses carry
+   * Access-Control-Allow-Origin. The endpoint refuses any other Origin on every method.
    */
   allowedOrigins?: readonly string[];
 }
@@ -49,10 +48,17 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
     res.status(404).json({ error: "not_found" });
   });
 
+  const allowed = new Set(opts.allowedOrigins ?? []);
   const mcp = (server: string, req: IncomingMessage, res: ServerResponse): void => {
-    if (!known.has(server)) return refuse(res, new EdgeError("unknown_server", server));
     const origin = req.headers.origin;
-    if (opts.allowedOrigins && origin !== undefined && !opts.allowedOrigins.includes(origin)) return refuse(res, new EdgeError("origin_forbidden"));
+    if (origin !== undefined && allowed.has(origin)) {
+      // CORS for browser-based MCP clients on an allowed origin (the endpoint refuses any other).
+      res.setHeader("access-control-allow-origin", origin);
+      res.setHeader("vary", "Origin");
+      res.setHeader("access-control-expose-headers", "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version");
+    }
+    if (req.method === "OPTIONS") return preflight(req, res, origin !== undefined && allowed.has(origin));
+    if (!known.has(server)) return void endpoint.reject(server, req, res, new Refusal("unknown_server", server.slice(0, 64)));
     let handled: Promise<void>;
     switch (req.method) {
       case "POST":
@@ -65,11 +71,12 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
         handled = endpoint.delete(server, req, res);
         break;
       default:
-        res.setHeader("allow", "GET, POST, DELETE");
-        return refuse(res, new EdgeError("method_not_allowed"));
+        return void endpoint.reject(server, req, res, new Refusal("method_not_allowed", undefined, undefined, undefined, { allow: "GET, POST, DELETE" }));
     }
     handled.catch((err: unknown) => {
-      if (!res.headersSent) refuse(res, new EdgeError("invalid_request", String(err)));
+      // The pipeline answers every request itself; reaching here is a bug, never a silent pass.
+      process.stderr.write(`${JSON.stringify({ level: "error", msg: "unhandled endpoint failure", error: String(err) })}\n`);
+      if (!res.headersSent) res.writeHead(500).end();
       else res.end();
     });
   };
@@ -90,7 +97,13 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
   });
 }
 
-function refuse(res: ServerResponse, err: EdgeError): void {
-  const body = JSON.stringify(rpcError(null, EDGE_ERRORS[err.code].rpc, err.message));
-  res.writeHead(err.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+/** A CORS preflight: answered for allowed origins, refused (403) for any other. */
+function preflight(req: IncomingMessage, res: ServerResponse, originAllowed: boolean): void {
+  if (!originAllowed) return void res.writeHead(403, { "content-length": 0 }).end();
+  res.writeHead(204, {
+    "access-control-allow-methods": "GET, POST, DELETE",
+    "access-control-allow-headers": "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
+    "access-control-max-age": "600",
+  });
+  res.end();
 }

@@ -1,10 +1,10 @@
-export { McpEndpoint, SUPPORTED_PROTOCOL_VERSIONS, type McpEndpointDeps, type AuditSinkLike } from "./mcp-endpoint.js";
+// The proxy stage's front door: the endpoint, the HTTP front, upstream connections, the catalogue.
+export { McpEndpoint, SUPPORTED_PROTOCOL_VERSIONS, type McpEndpointDeps, type AuditSinkLike } from "./pipeline.js";
 export { createHttpServer, type HttpAppOptions } from "./http-app.js";
 export { HttpUpstreamPool } from "./upstream-http.js";
 export { StdioUpstreamConnection } from "./upstream-stdio.js";
-export { EDGE_ERRORS, EdgeError, type EdgeErrorCode } from "./errors.js";
+export { ERRORS, Refusal, type ErrorCode, type CatalogueEntry } from "./errors.js";
 export type { UpstreamConnection } from "./upstream.js";
 export type { ToolDefinition } from "./session.js";
-// Traffic control (issue 5): limits stage answers, per-upstream concurrency, graceful drain.
-export { LIMIT_ERRORS, RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
+export { RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
 export { InFlight } from "./drain.js";

@@ -5,36 +5,82 @@ export interface SseEvent {
   id: string | null;
 }
 
+/** An upstream event (or a line without end) larger than the configured bound. */
+export class SseTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`upstream SSE event exceeds ${limit} characters (upstreams.NAME.maxResponseBytes)`);
+    this.name = "SseTooLargeError";
+  }
+}
+
+/**
+ * Linear in its input: each pushed character is scanned once (an upstream that sends one endless
+ * line must not make every chunk rescan the whole line), and an event is bounded by `maxEventChars`
+ * (its pending line plus its data lines) so a hostile upstream cannot grow the buffer without end.
+ */
 export class SseParser {
-  private buffer = "";
+  /** The line being received, in pieces: concatenating into one string would be rescanned (flattened) per chunk. */
+  private partial: string[] = [];
+  private partialChars = 0;
+  /** The last chunk ended in CR: a LF starting the next one belongs to it. */
+  private pendingCR = false;
   private data: string[] = [];
+  private dataChars = 0;
   private event = "";
   private id: string | null = null;
   private readonly decoder = new TextDecoder();
+  /** Characters examined so far (stays linear in the input: the hostile-upstream test reads it). */
+  charsScanned = 0;
 
-  constructor(private readonly onEvent: (e: SseEvent) => void) {}
+  constructor(
+    private readonly onEvent: (e: SseEvent) => void,
+    private readonly maxEventChars = Number.POSITIVE_INFINITY,
+  ) {}
 
+  /** Throws SseTooLargeError when an event outgrows the bound. */
   push(chunk: Uint8Array | string): void {
-    this.buffer += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true });
+    const text = typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true });
+    this.charsScanned += text.length;
     let start = 0;
-    for (let i = 0; i < this.buffer.length; i++) {
-      const c = this.buffer.charCodeAt(i);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (this.pendingCR) {
+        this.pendingCR = false;
+        if (c === 10) {
+          start = i + 1;
+          continue;
+        }
+      }
       if (c !== 10 && c !== 13) continue;
-      // A CR at the very end may be the first half of CRLF: wait for more input.
-      if (c === 13 && i === this.buffer.length - 1) break;
-      this.line(this.buffer.slice(start, i));
-      if (c === 13 && this.buffer.charCodeAt(i + 1) === 10) i++;
+      const piece = text.slice(start, i);
+      const line = this.partial.length === 0 ? piece : this.partial.join("") + piece;
+      this.partial = [];
+      this.partialChars = 0;
+      this.line(line);
+      if (c === 13) {
+        if (i + 1 === text.length) this.pendingCR = true;
+        else if (text.charCodeAt(i + 1) === 10) i++;
+      }
       start = i + 1;
     }
-    this.buffer = this.buffer.slice(start);
+    if (start < text.length) {
+      this.partial.push(text.slice(start));
+      this.partialChars += text.length - start;
+    }
+    if (this.partialChars + this.dataChars > this.maxEventChars) {
+      this.partial = [];
+      this.partialChars = 0;
+      throw new SseTooLargeError(this.maxEventChars);
+    }
   }
 
   private line(line: string): void {
     if (line === "") {
       // An event with no data (e.g. the 2025-11-25 priming event) is not dispatched.
       const data = this.data.join("\n");
-      if (data !== "") this.onEvent({ event: this.event || "message", data, id: this.id });
       this.data = [];
+      this.dataChars = 0;
+      if (data !== "") this.onEvent({ event: this.event || "message", data, id: this.id });
       this.event = "";
       return;
     }
@@ -43,8 +89,11 @@ export class SseParser {
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? "" : line.slice(colon + 1);
     if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "data") this.data.push(value);
-    else if (field === "event") this.event = value;
+    if (field === "data") {
+      this.data.push(value);
+      this.dataChars += value.length + 1;
+      if (this.dataChars > this.maxEventChars) throw new SseTooLargeError(this.maxEventChars);
+    } else if (field === "event") this.event = value;
     else if (field === "id" && !value.includes("\0")) this.id = value;
   }
 }

@@ -1,7 +1,8 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
 import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
-import { SseParser } from "./sse.js";
+import { SseParser, SseTooLargeError } from "./sse.js";
+import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
 import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
 
@@ -20,6 +21,8 @@ export class HttpUpstreamPool {
   constructor(
     readonly url: URL,
     auth: Readonly<Record<string, string>> | UpstreamAuthorizer,
+    /** upstreams.NAME.maxResponseBytes: a larger JSON answer or SSE event is upstream_bad_response. */
+    readonly maxResponseBytes = 16 * 1024 * 1024,
   ) {
     this.auth = auth instanceof UpstreamAuthorizer ? auth : UpstreamAuthorizer.fixed(auth);
     this.pool = new Pool(url.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
@@ -39,6 +42,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private protocolVersion: string | null = null;
   /** The session's agent, for the identity assertion on requests that carry none (notifications, GET, DELETE). */
   private agent: ForwardContext["agent"];
+  private readonly ids = new UpstreamIds();
 
   constructor(private readonly upstream: HttpUpstreamPool) {}
 
@@ -50,6 +54,17 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const clientId = opts.internal ? null : request.id;
+    const upstreamId = this.ids.assign(clientId);
+    try {
+      const answer = await this.exchange(upstreamId === request.id ? request : { ...request, id: upstreamId }, opts);
+      return this.ids.restore(answer, upstreamId, clientId);
+    } finally {
+      this.ids.release(upstreamId);
+    }
+  }
+
+  private async exchange(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     const res = await this.post(request, opts);
     const contentType = headerValue(res.headers["content-type"]) ?? "";
     if (res.statusCode === 404 && this.sessionId) {
@@ -57,16 +72,17 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       throw new UpstreamError("upstream_session_lost", "upstream session expired");
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = (await res.body.text()).slice(0, 200);
+      const text = (await readBounded(res.body, 4096).catch(() => "")).slice(0, 200);
       throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}: ${text}`);
     }
     const sid = headerValue(res.headers["mcp-session-id"]);
     if (sid && !this.sessionId) this.sessionId = sid;
     if (contentType.startsWith("application/json")) {
-      const message = parseMessage(await res.body.text());
+      const message = parseMessage(await readBounded(res.body, this.upstream.maxResponseBytes));
       if (!message || !("id" in message) || "method" in message) {
         throw new UpstreamError("upstream_bad_response", "upstream sent a JSON body that is not a response");
       }
+      if (message.id !== request.id) throw new UpstreamError("upstream_bad_response", "upstream answered with another request's id");
       return message as JsonRpcResponse;
     }
     if (contentType.startsWith("text/event-stream")) return this.readSse(res.body, request, opts);
@@ -75,7 +91,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
-    const res = await this.post(message, { timeoutMs: 30_000 });
+    const res = await this.post(this.ids.translateCancellation(message), { timeoutMs: 30_000 });
     await res.body.dump();
     if (res.statusCode === 404 && this.sessionId) throw new UpstreamError("upstream_session_lost", "upstream session expired");
     if (res.statusCode >= 300) throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}`);
@@ -95,8 +111,15 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     const parser = new SseParser((e) => {
       const m = parseMessage(e.data);
       if (m) onMessage(m);
+    }, this.upstream.maxResponseBytes);
+    res.body.on("data", (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        // An oversized event ends the stream; the client reconnects (GET) if it wants more.
+        res.body.destroy();
+      }
     });
-    res.body.on("data", (chunk: Buffer) => parser.push(chunk));
     res.body.on("error", onEnd); // also when our own signal aborted it
     res.body.on("end", onEnd);
     return "open";
@@ -170,11 +193,19 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private readSse(body: NodeJS.ReadableStream & { destroy(): void }, request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     return new Promise((resolve, reject) => {
       let done = false;
+      const fail = (err: UpstreamError): void => {
+        if (done) return;
+        done = true;
+        body.destroy();
+        reject(err);
+      };
       const parser = new SseParser((e) => {
         if (done) return;
         const m = parseMessage(e.data);
         if (!m) return;
-        if (!("method" in m) && "id" in m && m.id === request.id) {
+        if (!("method" in m)) {
+          // A response on this request's stream must be this request's: anything else is not forwarded.
+          if (m.id !== request.id) return fail(new UpstreamError("upstream_bad_response", "upstream answered with another request's id"));
           done = true;
           resolve(m as JsonRpcResponse);
           // The server should end the stream after the response; don't wait on one that doesn't.
@@ -182,16 +213,41 @@ export class HttpUpstreamConnection implements UpstreamConnection {
           return;
         }
         opts.onMessage?.(m);
+      }, this.upstream.maxResponseBytes);
+      body.on("data", (chunk: Buffer) => {
+        try {
+          parser.push(chunk);
+        } catch (err) {
+          fail(new UpstreamError("upstream_bad_response", err instanceof SseTooLargeError ? err.message : String(err)));
+        }
       });
-      body.on("data", (chunk: Buffer) => parser.push(chunk));
       body.on("error", (err: unknown) => {
-        if (!done) reject(toUpstreamError(err));
+        if (!done) fail(toUpstreamError(err));
       });
       body.on("end", () => {
-        if (!done) reject(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
+        if (!done) fail(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
       });
     });
   }
+}
+
+/** Reads a body up to `limit` bytes; a larger one is destroyed and refused, never buffered whole. */
+function readBounded(body: NodeJS.ReadableStream & { destroy(): void }, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        body.destroy();
+        reject(new UpstreamError("upstream_bad_response", `upstream answer exceeds ${limit} bytes (upstreams.NAME.maxResponseBytes)`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    body.on("error", (err: unknown) => reject(toUpstreamError(err)));
+  });
 }
 
 function headerValue(h: IncomingHttpHeaders[string]): string | undefined {

@@ -35,6 +35,8 @@ export interface RequestOptions {
   agent?: AssertedAgent | undefined;
   /** The decision that let this request through, named in the identity assertion. */
   decisionId?: string | undefined;
+  /** The gateway's own request (catalog lookup): its id is the gateway's, never an agent's. */
+  internal?: boolean;
 }
 
 /** Why an upstream exchange failed; mapped to a JSON-RPC error and audit outcome `error`. */

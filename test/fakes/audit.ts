@@ -14,6 +14,8 @@ export class FakeAudit implements AuditSinkLike {
   readonly events: AuditEvent[] = [];
   readonly refused: AuditEvent[] = [];
   failing = false;
+  /** Admission (AuditLog.admit); replace it to simulate a full disk or outbox. */
+  admit: () => Promise<void> = async () => undefined;
 
   async record(event: AuditEvent): Promise<void> {
     if (this.failing) {

@@ -5,7 +5,7 @@
  *   engine.decideWith(() => policyFailure("policy_undefined"));   // swap the function mid-test
  *   engine.inputsFor("tools/list");                                // what policy saw, per method
  */
-import type { Decision, DecisionErrorCode, DecisionMethod, DecisionOutcome, PolicyEngine, PolicyInput } from "../../gateway/policy/index.js";
+import type { Decision, DecisionErrorCode, DecisionOutcome, PolicyEngine, PolicyInput } from "../../gateway/policy/index.js";
 
 export type DecideFn = (input: PolicyInput) => DecisionOutcome;
 
@@ -14,19 +14,21 @@ export const FAKE_REVISION = "rev-fake-1";
 export class FakePolicyEngine implements PolicyEngine {
   readonly inputs: PolicyInput[] = [];
   revision = FAKE_REVISION;
+  /** Methods allowed without asking the test's function (the pipeline harness: initialize). */
+  readonly alwaysAllow = new Set<string>();
 
   constructor(private fn: DecideFn = () => allow()) {}
 
   decide(input: PolicyInput): DecisionOutcome {
     this.inputs.push(input);
-    return this.fn(input);
+    return this.alwaysAllow.has(input.request.method) ? allow() : this.fn(input);
   }
 
   decideWith(fn: DecideFn): void {
     this.fn = fn;
   }
 
-  inputsFor(method: DecisionMethod): PolicyInput[] {
+  inputsFor(method: string): PolicyInput[] {
     return this.inputs.filter((i) => i.request.method === method);
   }
 }

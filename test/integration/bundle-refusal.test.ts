@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BundleError } from "../../gateway/policy/index.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway } from "../../gateway/gateway.js";
+import { startGateway } from "../../gateway/compose/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { buildSignedBundle, buildUnsignedBundle, defaultPolicyDir, generateKeyPair, readBundleFiles, rewriteBundleFile } from "../support/bundles.js";
 import { defaultBundle, freePort } from "../support/stack.js";

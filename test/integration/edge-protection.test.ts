@@ -9,7 +9,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { startSlowUpstream, type SlowUpstream } from "../fakes/slow-upstream.js";
 import { mcpCall, mcpInitialize } from "../support/mcp-http.js";

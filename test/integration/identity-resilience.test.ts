@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDemoUpstream } from "../../demo/upstream.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import type { Clock } from "../../gateway/shared/clock.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { defaultBundle, freePort } from "../support/stack.js";

@@ -17,7 +17,7 @@ import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { AuditEvent } from "../../gateway/audit/index.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import { toolDigest } from "../../gateway/policy/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { buildSignedBundle, generateKeyPair } from "../support/bundles.js";
@@ -132,6 +132,9 @@ decision := {"allow": true, "reasons": ["pinned"]} if {
 decision := {"allow": false, "reasons": ["hidden instructions in the tool description"]} if hidden_instructions
 
 hidden_instructions if contains(lower(input.tool.description), "<important>")
+
+# Every request method is decided: the session's own plumbing is allowed.
+decision := {"allow": true, "reasons": ["protocol method"]} if input.request.method in {"initialize", "ping", "notifications/initialized", "notifications/cancelled"}
 `;
 
 describe("OWASP MCP Top 10: tool poisoning (MCP03), with a pinning policy", function () {

@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { defaultBundle, freePort, repoRoot } from "../support/stack.js";
 

@@ -15,7 +15,7 @@ import jwt from "jsonwebtoken";
 import { startDemoUpstream } from "../../demo/upstream.js";
 import type { AuditEvent } from "../../gateway/audit/index.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import type { IdentityAssertionClaims } from "../../gateway/upstream-auth/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { startFakeTokenEndpoint, type FakeTokenEndpoint } from "../fakes/oauth-token-endpoint.js";

@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { startDemoUpstream } from "../../demo/upstream.js";
 import type { AuditEvent } from "../../gateway/audit/index.js";
 import { parseConfig } from "../../gateway/config/index.js";
-import { startGateway, type RunningGateway } from "../../gateway/gateway.js";
+import { startGateway, type RunningGateway } from "../../gateway/compose/index.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
 import { buildSignedBundle, generateKeyPair } from "./bundles.js";
 

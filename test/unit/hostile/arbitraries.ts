@@ -58,8 +58,28 @@ export const mangledEnvelope = fc.record(
   { requiredKeys: [] },
 );
 
+/**
+ * Texts JSON.stringify never produces: duplicate and case-colliding member names (the parser
+ * differential of issue 8), method members in two cases, deep nesting, out-of-range numbers.
+ */
+const ambiguousText = fc.oneof(
+  fc.tuple(fc.constantFrom("path", "name", "method", "Name", "k"), fc.constantFrom("PATH", "Name", "Method", "name", "\\u212a", "path"), jsonValue, jsonValue).map(
+    ([a, b, va, vb]) => `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"${a}":${JSON.stringify(va)},"${b}":${JSON.stringify(vb)}}}}`,
+  ),
+  fc.constantFrom(
+    '{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call","params":{"name":"delete_record"}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"delete_record","arguments":{}}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"ping","params":{"name":"echo"}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":1e999}}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"s":"\\ud800"}}}',
+    '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_record","arguments":{}}}',
+  ),
+  fc.nat({ max: 300 }).map((n) => `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":${"[".repeat(n)}${"]".repeat(n)}}}}`),
+);
+
 /** One POST body: JSON of a message, a batch, any JSON, or bytes that are not JSON at all. */
 export const body = fc.oneof(
+  { weight: 2, arbitrary: ambiguousText },
   { weight: 6, arbitrary: decisionMessage.map((m) => JSON.stringify(m)) },
   { weight: 2, arbitrary: plumbingMessage.map((m) => JSON.stringify(m)) },
   { weight: 2, arbitrary: mangledEnvelope.map((m) => JSON.stringify(m)) },

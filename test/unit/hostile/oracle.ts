@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { AuditEvent } from "../../../gateway/audit/index.js";
 import type { DecisionOutcome, PolicyInput } from "../../../gateway/policy/index.js";
 import type { ToolDefinition } from "../../../gateway/proxy/index.js";
+import type { JsonRpcMessage } from "../../../gateway/proxy/jsonrpc.js";
 import { allow, deny, policyFailure } from "../../fakes/policy.js";
 import type { UpstreamScript } from "../../fakes/upstream.js";
 
@@ -54,8 +55,6 @@ export function hostilePolicy(input: PolicyInput): DecisionOutcome {
   }
 }
 
-export const DECIDED_METHODS = ["tools/call", "resources/read", "prompts/get"];
-
 export interface Observed {
   /** The request body as sent. */
   text: string;
@@ -63,50 +62,48 @@ export interface Observed {
   body: string;
   /** Audit events written for this request only. */
   events: readonly AuditEvent[];
-  /** tools/call, resources/read and prompts/get the upstream received for this request. */
-  forwarded: number;
+  /** What the upstream received for this request (the gateway's own catalog lookups excluded). */
+  received: readonly JsonRpcMessage[];
   /** Policy inputs for this request only. */
   inputs: readonly PolicyInput[];
 }
 
-const isObj = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
+const LIST_METHODS = new Set(Object.keys(LISTED));
 
-/** Checks one answer; returns how many decisions it put on record. */
+/**
+ * The guarantees of docs/security.md for one request: exactly one event whatever happened; the
+ * upstream receives at most one message, and only one equal to a request the policy allowed
+ * (lists: forwarded, then decided per item on the answer); allowed on record if and only if it
+ * was forwarded. Returns 1 when a decision was put on record.
+ */
 export function checkOutcome(o: Observed): number {
   const { events } = o;
-  // A refused token is on record, once; an edge or session refusal carries no decision.
-  if (o.status === 401) {
-    assert.equal(events.length, 1);
-    assert.equal(events[0]!.outcome, "unauthenticated");
-    assert.equal(o.forwarded, 0);
-    return 0;
+  assert.equal(events.length, 1, `status ${o.status}: ${events.length} events (${events.map((e) => e.outcome).join(",")})`);
+  const event = events[0]!;
+  if (o.status === 401) assert.equal(event.outcome, "unauthenticated");
+  assert.ok(o.received.length <= 1, `the upstream received ${o.received.length} messages for one request`);
+  if (o.received.length === 0) {
+    assert.notEqual(event.outcome, "allowed", "allowed on record but never forwarded");
+    return event.result === null ? 0 : 1;
   }
-  if (o.status !== 200) {
-    assert.equal(events.length, 0, `status ${o.status} wrote ${events.length} events`);
-    assert.equal(o.forwarded, 0);
-    return 0;
-  }
+  const sent = o.received[0] as { id?: unknown; method?: string; params?: Record<string, unknown>; result?: unknown };
+  assert.equal(event.outcome, "allowed", `forwarded, but on record as ${event.outcome}`);
   const msg = JSON.parse(o.text) as { id?: unknown; method?: string; params?: Record<string, unknown> };
-  const answer = JSON.parse(o.body) as { id: unknown; result?: Record<string, unknown>; error?: { code: number } };
-  assert.deepEqual(answer.id, msg.id, "the answer names the request");
-  const p = msg.params ?? {};
-  const decided =
-    (msg.method === "tools/call" && typeof p.name === "string" && p.name !== "" && (p.arguments === undefined || p.arguments === null || isObj(p.arguments))) ||
-    (msg.method === "resources/read" && typeof p.uri === "string") ||
-    (msg.method === "prompts/get" && typeof p.name === "string" && (p.arguments === undefined || p.arguments === null || isObj(p.arguments)));
-  const listed = msg.method !== undefined && LISTED[msg.method] !== undefined && answer.result !== undefined ? LISTED[msg.method]! : 0;
-  assert.equal(events.length, decided ? 1 : listed, `${msg.method}: ${events.length} events`);
-  if (decided) assert.equal(events[0]!.mcp.method, msg.method);
-
-  // No allow without a decision: a forwarded call was allowed by the policy, and is on record so.
-  assert.ok(o.forwarded <= 1);
-  if (o.forwarded === 1) {
-    assert.equal(events[0]!.outcome, "allowed");
-    const input = o.inputs.find((i) => i.request.method === msg.method);
-    assert.ok(input, "forwarded without asking the policy");
-    assert.equal(hostilePolicy(input).decision.allow, true, "forwarded although the policy denied");
-  } else if (decided) {
-    assert.notEqual(events[0]!.outcome, "allowed", "allowed on record but never forwarded");
+  if (sent.method === undefined) assert.fail("a response was forwarded although no server request was pending");
+  assert.equal(sent.method, msg.method, "forwarded another method than the one decided");
+  assert.deepEqual(sent.id, msg.id);
+  if (LIST_METHODS.has(sent.method)) {
+    // A list the upstream answered names what the agent saw; an upstream error carries no list.
+    if (event.error === undefined) assert.ok(Array.isArray(event.list?.visible), "a list event names what the agent saw");
+    return 1;
   }
-  return events.length;
+  const input = o.inputs.find((i) => i.request.method === sent.method);
+  assert.ok(input, `${sent.method} forwarded without asking the policy`);
+  assert.equal(hostilePolicy(input).decision.allow, true, "forwarded although the policy denied");
+  if (sent.method === "tools/call") {
+    assert.equal(sent.params?.name, input.request.tool, "the upstream runs another tool than the one decided");
+    assert.deepEqual(sent.params?.arguments, input.request.arguments, "the upstream gets other arguments than the ones decided");
+    assert.deepEqual(Object.keys(sent.params ?? {}).filter((k) => !["name", "arguments", "_meta", "task"].includes(k)), [], "members nobody decided on were forwarded");
+  }
+  return 1;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AuditBackpressureError } from "../../../gateway/audit/index.js";
-import { EDGE_ERRORS } from "../../../gateway/proxy/index.js";
+import { ERRORS } from "../../../gateway/proxy/index.js";
 import { allow } from "../../fakes/policy.js";
 import { ECHO, Harness, READ_FILE } from "./pipeline-harness.js";
 
@@ -15,7 +15,7 @@ describe("proxy pipeline: audit back-pressure", () => {
 
   beforeEach(async () => {
     h = await Harness.start({ script: { toolPages: [[READ_FILE, ECHO]], methods: { "tools/call": { result: { content: [] } } } }, decide: () => allow() });
-    (h.audit as { admit?: () => Promise<void> }).admit = () => gate();
+    h.audit.admit = () => gate();
     session = await h.initialize();
   });
   afterEach(async () => {
@@ -33,16 +33,19 @@ describe("proxy pipeline: audit back-pressure", () => {
       gate = () => Promise.reject(new AuditBackpressureError("test: full"));
       const reply = await h.rpc(session, c.method, c.params);
       assert.equal(reply.status, 200);
-      assert.deepEqual(reply.json?.error, { code: EDGE_ERRORS.audit_backpressure.rpc, message: EDGE_ERRORS.audit_backpressure.message });
+      assert.deepEqual(reply.json?.error, { code: ERRORS.audit_backpressure.rpc, message: ERRORS.audit_backpressure.message });
       assert.deepEqual(h.upstream.requests(c.method).filter((r) => typeof r.id === "number"), [], "not forwarded");
-      assert.deepEqual(h.audit.events, [], "not decided, so no event");
+      // Not decided, but on record: the refusal itself is one event with no decision in it.
+      const event = h.audit.only();
+      assert.deepEqual([event.outcome, event.error?.code, event.result], ["error", "audit_backpressure", null]);
+      assert.equal(h.engine.inputsFor(c.method).length, 0, "not decided");
     });
   }
 
   it("answers audit_unavailable when the gate fails for another reason (a broken outbox)", async () => {
     gate = () => Promise.reject(new Error("EIO"));
     const reply = await h.rpc(session, "tools/call", { name: "echo", arguments: {} });
-    assert.deepEqual(reply.json?.error, { code: EDGE_ERRORS.audit_unavailable.rpc, message: EDGE_ERRORS.audit_unavailable.message });
+    assert.deepEqual(reply.json?.error, { code: ERRORS.audit_unavailable.rpc, message: ERRORS.audit_unavailable.message });
   });
 
   it("holds a call while the gate waits (onFull block) and serves it once there is room", async () => {

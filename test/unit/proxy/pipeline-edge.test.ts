@@ -41,7 +41,7 @@ describe("proxy pipeline: edge, identity and sessions", () => {
       { note: "an unknown server path", body: INITIALIZE, opts: { server: "nope" }, status: 404, rpc: -32600, message: /No such MCP server/ },
     ];
     for (const c of refusals) {
-      it(`refuses ${c.note} with HTTP ${c.status} before identity, upstream or audit`, async () => {
+      it(`refuses ${c.note} with HTTP ${c.status} before identity or upstream, and puts it on record`, async () => {
         const reply = await h.send(c.body, c.opts);
         assert.equal(reply.status, c.status, reply.text);
         assert.equal(reply.json?.error?.code, c.rpc);
@@ -49,7 +49,10 @@ describe("proxy pipeline: edge, identity and sessions", () => {
         assert.equal(reply.json?.id, "id" in c ? c.id : null);
         if (c.message) assert.match(reply.json?.error?.message ?? "", c.message);
         assert.deepEqual(h.verifier.seen, [], "the edge runs before identity");
-        assert.deepEqual([h.upstreams, h.audit.events], [[], []]);
+        assert.deepEqual(h.upstreams, []);
+        // The record opens on arrival: an edge refusal is one event, outcome invalid, no decision.
+        const event = h.audit.only();
+        assert.deepEqual([event.outcome, event.agent.sub, event.input, event.result], ["invalid", null, null, null]);
       });
     }
 

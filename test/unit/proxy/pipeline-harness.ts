@@ -71,9 +71,11 @@ export interface PostOptions {
 export interface HarnessOptions {
   script?: UpstreamScript;
   decide?: DecideFn;
-  sessions?: { maxSessions?: number };
+  sessions?: { maxSessions?: number; maxPerAgent?: number };
   /** The limits stage (pipeline-limits.test.ts); none by default. */
   limits?: RateLimiter;
+  /** Let the test's decide function answer initialize too (default: initialize is always allowed). */
+  decideInitialize?: boolean;
   /** Wraps each upstream connection (e.g. with a concurrency limit). */
   wrapUpstream?: (server: string, upstream: UpstreamConnection) => UpstreamConnection;
 }
@@ -96,6 +98,8 @@ export class Harness {
 
   private constructor(opts: HarnessOptions) {
     this.engine = new FakePolicyEngine(opts.decide);
+    // initialize is decided like every method; tests about other methods need not grant it.
+    if (!opts.decideInitialize) this.engine.alwaysAllow.add("initialize");
     const config = parseConfig(
       {
         auth: { issuer: "https://idp.test/", audience: "https://gw.test/mcp", jwksUri: "https://idp.test/jwks.json" },
@@ -105,7 +109,7 @@ export class Harness {
           other: { url: "http://127.0.0.1:9/other" },
         },
         audit: { resultCapBytes: 64, instanceId: "gw-test" },
-        sessions: { maxSessions: opts.sessions?.maxSessions ?? 100 },
+        sessions: { maxSessions: opts.sessions?.maxSessions ?? 100, ...(opts.sessions?.maxPerAgent ? { maxPerAgent: opts.sessions.maxPerAgent } : {}) },
         edge: { maxBodyBytes: MAX_BODY_BYTES, allowedOrigins: [ALLOWED_ORIGIN] },
       },
       "test.yaml",
@@ -127,7 +131,7 @@ export class Harness {
       resourceMetadataUrl: metadataUrl,
       ...(opts.limits ? { limits: opts.limits } : {}),
     });
-    this.server = createHttpServer(this.endpoint, { servers: Object.keys(config.upstreams), resourceMetadata: () => ({}) });
+    this.server = createHttpServer(this.endpoint, { servers: Object.keys(config.upstreams), resourceMetadata: () => ({}), allowedOrigins: [ALLOWED_ORIGIN] });
   }
 
   static async start(opts: HarnessOptions = {}): Promise<Harness> {
@@ -174,11 +178,19 @@ export class Harness {
     return read(await fetch(this.url(opts.server), init));
   }
 
-  /** initialize as `token`'s subject; returns the gateway session id. */
+  /**
+   * initialize as `token`'s subject; returns the gateway session id. The initialize's own audit
+   * event and policy input are dropped, so tests see only what follows (pipeline-guarantees tests
+   * assert on initialize itself).
+   */
   async initialize(token: string = TOKENS.alice, server = "files"): Promise<string> {
+    const events = this.audit.events.length;
+    const inputs = this.engine.inputs.length;
     const reply = await this.send(INITIALIZE, { token, server });
     const id = reply.headers.get("mcp-session-id");
     if (reply.status !== 200 || id === null) throw new Error(`initialize failed: ${reply.status} ${reply.text}`);
+    this.audit.events.splice(events);
+    this.engine.inputs.splice(inputs);
     return id;
   }
 

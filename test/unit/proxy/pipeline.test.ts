@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { DecisionErrorCode, PolicyInput } from "../../../gateway/policy/index.js";
-import { EDGE_ERRORS } from "../../../gateway/proxy/index.js";
+import { ERRORS } from "../../../gateway/proxy/index.js";
 import { UpstreamError } from "../../../gateway/proxy/upstream.js";
 import { allow, deny, FAKE_REVISION, policyFailure, type DecideFn } from "../../fakes/policy.js";
 import { progress, type UpstreamScript } from "../../fakes/upstream.js";
@@ -230,7 +230,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
 
         assert.equal(reply.status, 200);
         assert.equal(reply.json?.result, undefined);
-        assert.deepEqual(reply.json?.error, { code: -32603, message: EDGE_ERRORS.audit_unavailable.message });
+        assert.deepEqual(reply.json?.error, { code: -32603, message: ERRORS.audit_unavailable.message });
         assert.ok(!reply.text.includes("north,120") && !reply.text.includes("read_file") && !reply.text.includes("\"no\""));
         assert.ok(h.audit.refused.length >= 1);
         assert.deepEqual(h.audit.events, []);
@@ -241,17 +241,16 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
   });
 
   describe("listing", () => {
-    it("returns only the tools policy allows, with one audited decision per listed tool", async () => {
+    it("returns only the tools policy allows, with one event for the list naming what was shown and hidden", async () => {
       await start();
       const reply = await h.rpc(session, "tools/list");
 
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.json?.result, { tools: [READ_FILE, ECHO] });
-      assert.deepEqual(
-        h.audit.events.map((e) => [e.mcp.method, e.mcp.tool, e.outcome]),
-        [["tools/list", "read_file", "allowed"], ["tools/list", "echo", "allowed"], ["tools/list", "delete_record", "denied"]],
-      );
-      assert.equal(new Set(h.audit.events.map((e) => e.decision_id)).size, 3);
+      const event = h.audit.only();
+      assert.deepEqual([event.mcp.method, event.mcp.tool, event.outcome], ["tools/list", null, "allowed"]);
+      assert.deepEqual(event.list, { visible: ["read_file", "echo"], hidden: ["delete_record"] });
+      assert.deepEqual(event.bundles, { "mcp-authz": { revision: FAKE_REVISION } });
 
       const inputs = h.engine.inputsFor("tools/list");
       assert.deepEqual(inputs.map((i) => i.request.tool), ["read_file", "echo", "delete_record"]);
@@ -270,7 +269,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
       const second = await h.rpc(session, "tools/list", { cursor: "page-1" });
       assert.deepEqual(second.json?.result, { tools: [ECHO] });
       assert.deepEqual(h.upstream.requests("tools/list").map((r) => r.params?.cursor), [undefined, "page-1"]);
-      assert.deepEqual(h.audit.events.map((e) => [e.mcp.tool, e.outcome]), [["read_file", "allowed"], ["delete_record", "denied"], ["echo", "allowed"]]);
+      assert.deepEqual(h.audit.events.map((e) => e.list), [{ visible: ["read_file"], hidden: ["delete_record"] }, { visible: ["echo"], hidden: [] }]);
     });
 
     const lists: Array<{ note: string; method: string; field: string; items: object[]; key: "resource" | "prompt"; targets: string[] }> = [
@@ -289,7 +288,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
           h.engine.inputs.map((i) => [i.request.method, i.request[c.key], i.tool]),
           c.targets.map((t) => [c.method, t, null]),
         );
-        assert.deepEqual(h.audit.events.map((e) => e.outcome), ["allowed", "denied"]);
+        assert.deepEqual(h.audit.only().list, { visible: [c.targets[0]], hidden: [c.targets[1]] });
       });
     }
   });
@@ -330,30 +329,48 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
     });
   });
 
-  describe("messages without a decision point", () => {
+  describe("notifications, responses and protocol plumbing: decided and on record too", () => {
     const messages: Array<{ note: string; message: Record<string, unknown> }> = [
       { note: "notifications/initialized", message: { jsonrpc: "2.0", method: "notifications/initialized" } },
       { note: "a cancellation", message: { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 3, reason: "user" } } },
-      { note: "a response to a server→client request", message: { jsonrpc: "2.0", id: "srv-1", result: { roots: [] } } },
     ];
     for (const c of messages) {
-      it(`accepts ${c.note} with 202 and passes it to the upstream unchanged`, async () => {
+      it(`accepts ${c.note} with 202 once the policy allows it, and passes it to the upstream unchanged`, async () => {
         await start();
         const reply = await h.send(c.message, { session });
         assert.equal(reply.status, 202);
         assert.equal(reply.text, "");
         assert.deepEqual(h.upstream.sent, [c.message]);
-        assert.deepEqual([h.audit.events, h.engine.inputs], [[], []]);
+        assert.deepEqual(h.engine.inputs.map((i) => i.request.method), [c.message.method]);
+        assert.deepEqual(h.audit.events.map((e) => [e.mcp.method, e.outcome]), [[c.message.method, "allowed"]]);
       });
     }
 
-    it("forwards protocol plumbing (ping) and relays the answer without a decision", async () => {
+    it("passes on a response to a server→client request the gateway relayed, once", async () => {
+      await start({
+        ...SCRIPT,
+        methods: { "tools/call": { result: RESULT, related: [{ jsonrpc: "2.0", id: "srv-1", method: "roots/list" }] } },
+      });
+      await callTool("read_file");
+      h.audit.clear();
+      const answer = { jsonrpc: "2.0", id: "srv-1", result: { roots: [] } };
+      const reply = await h.send(answer, { session });
+      assert.equal(reply.status, 202);
+      assert.deepEqual(h.upstream.sent, [answer]);
+      assert.deepEqual(h.audit.events.map((e) => [e.mcp.method, e.mcp.request_id, e.outcome]), [["roots/list", "srv-1", "allowed"]]);
+      const again = await h.send(answer, { session });
+      assert.equal(again.status, 400, "a second answer to the same request is not passed on");
+      assert.equal(h.upstream.sent.length, 1);
+    });
+
+    it("decides protocol plumbing (ping) and relays the answer", async () => {
       await start();
       const sent = h.request("ping");
       const reply = await h.send(sent, { session });
       assert.deepEqual(reply.json, { jsonrpc: "2.0", id: sent.id, result: {} });
       assert.deepEqual(h.upstream.requests("ping"), [sent]);
-      assert.deepEqual([h.audit.events, h.engine.inputs], [[], []]);
+      assert.deepEqual(h.engine.inputs.map((i) => [i.request.method, i.request.tool]), [["ping", null]]);
+      assert.equal(h.audit.only().outcome, "allowed");
     });
   });
 });

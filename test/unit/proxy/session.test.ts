@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Refusal } from "../../../gateway/proxy/errors.js";
 import { newSessionId, ownerOf, SessionStore, type GatewaySession } from "../../../gateway/proxy/session.js";
 import type { UpstreamConnection } from "../../../gateway/proxy/upstream.js";
 
@@ -26,10 +27,10 @@ const ALICE = ownerOf("https://idp.test/", "alice");
 const BOB = ownerOf("https://idp.test/", "bob");
 const IDLE_MS = 60_000;
 
-function setup(maxSessions = 10) {
+function setup(maxSessions = 10, bounds: { maxPerAgent?: number; maxStdio?: number } = {}) {
   const clock = { ms: 1_000_000 };
-  const store = new SessionStore({ idleTimeoutMs: IDLE_MS, maxSessions, now: () => clock.ms });
-  const add = (id: string, owner = ALICE) => {
+  const store = new SessionStore({ idleTimeoutMs: IDLE_MS, maxSessions, maxPerAgent: bounds.maxPerAgent ?? 100, maxStdio: bounds.maxStdio ?? 100, now: () => clock.ms });
+  const add = (id: string, owner = ALICE, stdio = false) => {
     const upstream = new FakeUpstream();
     const session: GatewaySession = {
       id,
@@ -41,6 +42,9 @@ function setup(maxSessions = 10) {
       catalog: null,
       catalogFetchedMs: 0,
       closeStream: null,
+      serverRequests: new Map(),
+      tasks: new Map(),
+      slot: store.reserve(owner, stdio),
     };
     store.add(session);
     return { session, upstream };
@@ -124,15 +128,28 @@ describe("SessionStore", () => {
     }
   });
 
-  it("hasRoom() is false once maxSessions sessions exist and true again after one ends", async () => {
+  it("reserve() refuses once maxSessions slots are held and gives one back when a session ends", async () => {
     const { store, add } = setup(2);
-    assert.equal(store.hasRoom(), true);
     add("a");
-    assert.equal(store.hasRoom(), true);
-    add("b");
-    assert.equal(store.hasRoom(), false);
+    add("b", BOB);
+    assert.throws(() => store.reserve(ALICE, false), (e: unknown) => e instanceof Refusal && e.code === "session_limit");
     await store.end("a");
-    assert.equal(store.hasRoom(), true);
+    store.reserve(ALICE, false).release();
+  });
+
+  it("reserve() holds each owner to maxPerAgent and stdio sessions to maxStdio (issue 8, finding 9)", async () => {
+    const { store, add } = setup(10, { maxPerAgent: 2, maxStdio: 1 });
+    add("a");
+    add("b");
+    assert.throws(() => store.reserve(ALICE, false), (e: unknown) => e instanceof Refusal && e.code === "session_quota");
+    store.reserve(BOB, false).release();
+    add("c", BOB, true);
+    assert.throws(() => store.reserve(BOB, true), (e: unknown) => e instanceof Refusal && e.code === "session_limit");
+    await store.end("c");
+    const slot = store.reserve(BOB, true);
+    slot.release();
+    slot.release(); // giving a slot back twice frees it once
+    assert.deepEqual(store.reservations, { total: 2, stdio: 0 });
   });
 
   it("end() closes the session's stream and its upstream and forgets it", async () => {

@@ -31,3 +31,33 @@ describe("SSE parser", () => {
     assert.deepEqual(parse([sseMessage(json)]), [{ event: "message", data: json, id: null }]);
   });
 });
+
+describe("SSE parser against a hostile upstream (issue 8, finding 8)", () => {
+  it("scans each character once: a line without end does not make every chunk rescan it", () => {
+    const p = new SseParser(() => undefined);
+    const chunk = "x".repeat(1000);
+    p.push("data: ");
+    for (let i = 0; i < 2000; i++) p.push(chunk);
+    p.push("\n\n");
+    // 2,000,008 characters in; the old parser examined about 2,000² / 2 · 1000 of them.
+    assert.ok(p.charsScanned <= 2_000_010, `scanned ${p.charsScanned}`);
+  });
+  it("refuses an event larger than its bound instead of buffering without end", async () => {
+    const { SseTooLargeError } = await import("../../../gateway/proxy/sse.js");
+    const p = new SseParser(() => undefined, 10_000);
+    p.push("data: ");
+    assert.throws(() => {
+      for (let i = 0; i < 100; i++) p.push("y".repeat(1000));
+    }, SseTooLargeError);
+    const q = new SseParser(() => undefined, 10_000);
+    assert.throws(() => {
+      for (let i = 0; i < 100; i++) q.push(`data: ${"z".repeat(500)}\n`);
+    }, SseTooLargeError);
+  });
+  it("still delivers events under the bound", () => {
+    const events: SseEvent[] = [];
+    const p = new SseParser((e) => events.push(e), 10_000);
+    for (let i = 0; i < 50; i++) p.push(`data: ${"a".repeat(500)}\n\n`);
+    assert.equal(events.length, 50);
+  });
+});

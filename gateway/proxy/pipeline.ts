@@ -1,0 +1,682 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AuthError, authFailureResponse, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
+import { AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome } from "../audit/index.js";
+import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
+import { buildPolicyInput, type DecisionOutcome, type PolicyEngine, type PolicyInput } from "../policy/index.js";
+import type { RateLimiter } from "../ratelimit/index.js";
+import type { Clock } from "../shared/clock.js";
+import type { Logger } from "../shared/log.js";
+import { refusalAnswer, resultAnswer, type Answer } from "./answers.js";
+import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
+import { Refusal } from "./errors.js";
+import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
+import { checkRateLimits, shed } from "./limits.js";
+import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
+import { Responder } from "./responder.js";
+import { newSessionId, ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
+import { sseMessage } from "./sse.js";
+import { parseStrictJson } from "./strict-json.js";
+import { UpstreamError, type UpstreamConnection } from "./upstream.js";
+
+/** Protocol revisions of the 2025 era this endpoint serves. */
+export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+export interface AuditSinkLike {
+  record(event: AuditEvent): Promise<void>;
+  /** Admission (AuditLog.admit): rejects when the audit path cannot take another event now. */
+  admit?(): Promise<void>;
+}
+
+export interface McpEndpointDeps {
+  config: GatewayConfig;
+  verifier: TokenVerifier;
+  /** Read on every decision so a hot-reloaded bundle takes effect at once. */
+  policy: () => PolicyEngine;
+  audit: AuditSinkLike;
+  auditContext: AuditContext;
+  clock: Clock;
+  log: Logger;
+  /** Opens a new upstream connection for a session of `server`. */
+  connectUpstream: (server: string) => UpstreamConnection;
+  /** `publicUrl` + path of the protected resource metadata for a server. */
+  resourceMetadataUrl: (server: string) => string;
+  /** The limits stage (gateway/ratelimit/); absent means no rate limits. */
+  limits?: RateLimiter;
+}
+
+/** One HTTP exchange on its way through the pipeline; each stage fills in its part. */
+interface Exchange {
+  readonly server: string;
+  readonly res: ServerResponse;
+  readonly responder: Responder;
+  readonly record: AuditRecord;
+  readonly sourceIp: string | null;
+  message: ParsedMessage | null;
+  identity: AgentIdentity | null;
+  shaped: ShapedRequest | null;
+  session: GatewaySession | null;
+  /** A session slot reserved by initialize, until a session adopts it. */
+  slot: SessionSlot | null;
+  decided: DecisionOutcome | null;
+  outcome: AuditOutcome;
+  answer: Answer | null;
+  /** Something was sent upstream on the agent's behalf: from here, no event means no answer. */
+  acted: boolean;
+}
+
+/** `_meta` key of the decision id on denials. */
+export const DECISION_META_KEY = "dev.portcullis/decision";
+/** Re-listing the upstream's tools to learn an unseen tool's definition happens at most this often. */
+const CATALOG_REFRESH_MS = 5_000;
+const NO_ITEM = { tool: null, resource: null, prompt: null, arguments: null };
+/** Bounds on per-session bookkeeping that the agent's traffic grows. */
+const MAX_TRACKED = 1024;
+
+/**
+ * The MCP endpoint `/mcp/NAME`. Every POST goes down one pipeline (`post`), stage after stage in
+ * the order of DESIGN.md; any stage may refuse by throwing, `refuse` turns the refusal into the
+ * answer and the audit outcome, and `finish` writes the one event and then answers. The audit
+ * record opens on arrival, so edge refusals are on record too.
+ */
+export class McpEndpoint {
+  readonly sessions: SessionStore;
+  /** The real client behind trusted proxies (edge.trustedProxies): policy's request.source_ip. */
+  private readonly clientIp: ClientIpResolver;
+
+  constructor(private readonly deps: McpEndpointDeps) {
+    const s = deps.config.sessions;
+    this.sessions = new SessionStore({
+      idleTimeoutMs: s.idleTimeoutSeconds * 1000,
+      maxSessions: s.maxSessions,
+      maxPerAgent: s.maxPerAgent,
+      maxStdio: s.maxStdio,
+      now: deps.clock.now,
+    });
+    this.clientIp = clientIpResolver(deps.config.edge.trustedProxies ?? []);
+  }
+
+  async post(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const x = this.open(server, req, res);
+    try {
+      await this.edge(x, req); // 1 Origin, media type, size, one unambiguous JSON-RPC message, version
+      await this.identify(x, req); // 2 bearer JWT → verified identity; a session is never a credential
+      this.shape(x); // 3 what will be decided and forwarded: the method and its validated fields
+      this.bindSession(x, req); // 4 the caller's own session (initialize reserves a slot for one)
+      await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
+      await this.decide(x); // 6 policy on the shaped request (list items: in step 8, per item)
+      await this.limit(x); // 7 rate limits named by the decision, after it, before the forward
+      await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
+    } catch (err) {
+      await this.refuse(x, err);
+    } finally {
+      await this.finish(x);
+    }
+  }
+
+  /** GET opens the server→client stream of a session. */
+  async get(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const x = this.open(server, req, res, "portcullis/stream-open");
+    try {
+      this.checkOrigin(req);
+      await this.identify(x, req);
+      const session = this.ownSession(x, req);
+      await this.admit(x);
+      await this.openStream(x, session);
+    } catch (err) {
+      await this.refuse(x, err);
+    } finally {
+      await this.finish(x);
+    }
+  }
+
+  /** DELETE ends a session, here and upstream. */
+  async delete(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const x = this.open(server, req, res, "portcullis/session-end");
+    try {
+      this.checkOrigin(req);
+      await this.identify(x, req);
+      const session = this.ownSession(x, req);
+      x.acted = true;
+      await this.sessions.end(session.id);
+      x.outcome = "allowed";
+      x.answer = { kind: "empty", status: 200 };
+    } catch (err) {
+      await this.refuse(x, err);
+    } finally {
+      await this.finish(x);
+    }
+  }
+
+  /** A request refused before it reaches a stage (unknown server, HTTP method): still on record. */
+  async reject(server: string, req: IncomingMessage, res: ServerResponse, refusal: Refusal): Promise<void> {
+    const x = this.open(server, req, res, `http:${(req.method ?? "").slice(0, 16)}`);
+    req.resume();
+    await this.refuse(x, refusal);
+    await this.finish(x);
+  }
+
+  async close(): Promise<void> {
+    await this.sessions.closeAll();
+  }
+
+  // ------------------------------------------------------------------------------------ stages
+
+  private open(server: string, req: IncomingMessage, res: ServerResponse, method = ""): Exchange {
+    const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+    const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
+    const responder = new Responder(res);
+    return { server, res, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false };
+  }
+
+  private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
+    this.checkOrigin(req);
+    const type = (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+    if (type !== "application/json") throw new Refusal("unsupported_media_type");
+    const { maxBodyBytes, maxJsonDepth } = this.deps.config.edge;
+    if (Number(header(req, "content-length") ?? "0") > maxBodyBytes) throw new Refusal("body_too_large");
+    const value = parseStrictJson(await readBody(req, maxBodyBytes), { maxDepth: maxJsonDepth });
+    const c = classify(value);
+    if (!c.ok) throw new Refusal(c.code === RpcCode.ParseError ? "parse_error" : "invalid_request", c.message);
+    x.message = c.parsed;
+    const m = c.parsed.message;
+    x.record.describe({ method: "method" in m ? m.method : "", requestId: "id" in m ? m.id : null });
+    const version = header(req, "mcp-protocol-version");
+    if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      throw new Refusal("unsupported_protocol_version", `${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`);
+    }
+  }
+
+  private async identify(x: Exchange, req: IncomingMessage): Promise<void> {
+    try {
+      x.identity = await this.deps.verifier.verify(extractBearer(req.headers.authorization));
+    } catch (err) {
+      throw err instanceof AuthError ? err : new AuthError("token_malformed", String(err));
+    }
+    x.record.agent({ sub: x.identity.sub, client_id: x.identity.client_id });
+  }
+
+  private shape(x: Exchange): void {
+    const m = x.message!;
+    if (m.kind === "request") x.shaped = shapeRequest(m.message);
+    else if (m.kind === "notification") x.shaped = shapeNotification(m.message);
+  }
+
+  private bindSession(x: Exchange, req: IncomingMessage): void {
+    const identity = x.identity!;
+    const sessionId = header(req, "mcp-session-id");
+    if (x.shaped?.kind === "initialize") {
+      // A second initialize would renegotiate behind the session's back.
+      if (sessionId) throw new Refusal("invalid_request", "session already initialized");
+      const upstream = this.deps.config.upstreams[x.server];
+      // Reserved now, synchronously: concurrent initializes can never overshoot the bounds.
+      x.slot = this.sessions.reserve(ownerOf(identity.iss, identity.sub), upstream !== undefined && isStdioUpstream(upstream));
+      return;
+    }
+    x.session = this.ownSession(x, req);
+    x.record.describe({ sessionId: x.session.id });
+  }
+
+  private async admit(x: Exchange): Promise<void> {
+    try {
+      await this.deps.audit.admit?.();
+    } catch (err) {
+      if ((err as { code?: unknown }).code === "audit_backpressure") throw new Refusal("audit_backpressure");
+      this.deps.log("error", "audit admission failed", { error: String(err) });
+      throw new Refusal("audit_unavailable");
+    }
+  }
+
+  private async decide(x: Exchange): Promise<void> {
+    const m = x.message!;
+    if (m.kind === "response") return this.decideResponse(x);
+    const shaped = x.shaped!;
+    if (shaped.kind === "list") return; // each listed item is decided once the upstream has listed them
+    if (shaped.kind === "task") {
+      // A task is decided as the call that created it: same tool, same arguments.
+      const task = x.session!.tasks.get(shaped.taskId!);
+      if (!task) throw new Refusal("unknown_task", shaped.taskId!.slice(0, 128));
+      shaped.tool = task.tool;
+      shaped.arguments = task.arguments;
+    }
+    const tool = shaped.tool !== null ? await this.toolDefinition(x, shaped.tool) : null;
+    const input = this.input(x, shaped.method, shaped, tool);
+    const decided = this.deps.policy().decide(input);
+    x.record.decision(input, decided);
+    x.decided = decided;
+    if (decided.decision.allow && (shaped.kind !== "tool_call" || tool !== null)) return;
+
+    this.scopeChallenge(x, decided);
+    const message = decided.decision.message;
+    const denialData = { [DECISION_META_KEY]: { decision_id: x.record.decisionId } };
+    if (shaped.kind === "tool_call") {
+      // A tool the agent may not see is answered exactly like one that does not exist.
+      const visible = tool !== null && this.deps.policy().decide(this.input(x, "tools/list", { ...NO_ITEM, tool: shaped.tool }, tool)).decision.allow;
+      if (!visible) {
+        if (!tool) x.record.fail("unknown_tool", `no tool "${shaped.tool}" on server ${x.server}`);
+        throw new Refusal("unknown_tool", undefined, undefined, `Unknown tool: ${shaped.tool}`);
+      }
+      throw new Refusal("denied", undefined, undefined, message ?? `Tool '${shaped.tool}' was denied by policy.`);
+    }
+    if (shaped.kind === "item" || shaped.kind === "task") throw new Refusal("denied", undefined, denialData, message ?? "denied by policy");
+    throw new Refusal("method_denied", undefined, denialData, message ?? `Method not found: ${shaped.method.slice(0, 128)}`);
+  }
+
+  private async limit(x: Exchange): Promise<void> {
+    // Calls are limited (tools, resources, prompts, tasks); protocol plumbing and lists are not.
+    const kind = x.shaped?.kind;
+    if (!x.decided || (kind !== "tool_call" && kind !== "item" && kind !== "task")) return;
+    await checkRateLimits(this.deps.limits, x.identity!, x.server, x.shaped?.tool ?? null, x.decided);
+  }
+
+  private async forward(x: Exchange): Promise<void> {
+    const m = x.message!;
+    if (m.kind !== "request") {
+      const session = x.session!;
+      // Notifications and answers to server→client requests: rebuilt, passed on, 202.
+      const message =
+        m.kind === "notification"
+          ? forwardedNotification(x.shaped!)
+          : m.message.error
+            ? { jsonrpc: "2.0" as const, id: m.message.id, error: m.message.error }
+            : { jsonrpc: "2.0" as const, id: m.message.id, result: m.message.result ?? {} };
+      x.acted = true;
+      await session.upstream.send(message);
+      x.outcome = "allowed";
+      x.answer = { kind: "empty", status: 202 };
+      return;
+    }
+    const shaped = x.shaped!;
+    if (shaped.kind === "initialize") return this.initialize(x, shaped);
+    const session = x.session!;
+    const answer = await this.exchangeUpstream(x, session, shaped);
+    x.outcome = "allowed";
+    x.answer = resultAnswer(this.shapeAnswer(x, session, shaped, answer));
+  }
+
+  /** One request upstream, with its latency and any upstream error on record. */
+  private async exchangeUpstream(x: Exchange, session: GatewaySession, shaped: ShapedRequest): Promise<JsonRpcResponse> {
+    const id = (x.message!.message as { id: string | number }).id;
+    x.record.upstreamStarted();
+    x.acted = true;
+    try {
+      const answer = await session.upstream.request(forwardedRequest(shaped, id), {
+        timeoutMs: this.timeoutMs(x.server),
+        onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
+        // For the upstream's identity assertion (gateway/upstream-auth); never the agent's token.
+        agent: x.identity!,
+        decisionId: x.record.decisionId,
+      });
+      if (answer.error) x.record.fail("upstream_error", `${answer.error.code}: ${answer.error.message}`);
+      return answer;
+    } finally {
+      x.record.upstreamFinished();
+    }
+  }
+
+  /** What the agent may see of an answer: lists filtered per item, tasks remembered. */
+  private shapeAnswer(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse): JsonRpcResponse {
+    const result = answer.result;
+    if (!result) return answer;
+    if (shaped.kind === "tool_call") {
+      x.record.toolResult(result);
+      const task = (result.task as { taskId?: unknown } | undefined)?.taskId;
+      if (typeof task === "string") remember(session.tasks, task, { tool: shaped.tool!, arguments: shaped.arguments ?? {} });
+      return answer;
+    }
+    if (shaped.method === "tasks/list" && Array.isArray(result.tasks)) {
+      const tasks = result.tasks.filter((t: unknown) => isPlainObject(t) && typeof t.taskId === "string" && session.tasks.has(t.taskId));
+      return { jsonrpc: "2.0", id: answer.id, result: { ...result, tasks } };
+    }
+    if (shaped.kind === "list") return this.filterList(x, session, shaped, answer, result);
+    return answer;
+  }
+
+  /** Each listed item decided with the list method; one event for the list (`list.visible/hidden`). */
+  private filterList(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse, result: Record<string, unknown>): JsonRpcResponse {
+    const list = LIST_METHODS[shaped.method]!;
+    const items = result[list.field];
+    if (!Array.isArray(items)) return answer;
+    if (list.field === "tools") this.rememberTools(session, items, shaped.forwardParams?.cursor === undefined);
+    const policy = this.deps.policy();
+    const visible: unknown[] = [];
+    const shown: string[] = [];
+    const hidden: string[] = [];
+    let elapsedMs = 0;
+    for (const item of items) {
+      if (!isPlainObject(item)) continue;
+      const name = String(item[list.nameOf]);
+      const fields = list.field === "tools" ? { tool: name } : list.field === "prompts" ? { prompt: name } : { resource: name };
+      const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null);
+      const decided = policy.decide(input);
+      elapsedMs += decided.elapsedMs;
+      if (decided.decision.allow) {
+        visible.push(item);
+        shown.push(name);
+      } else hidden.push(name);
+    }
+    x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), policy.revision, elapsedMs);
+    x.record.list(shown, hidden);
+    return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: visible } };
+  }
+
+  private async initialize(x: Exchange, shaped: ShapedRequest): Promise<void> {
+    const request = x.message!.message as { id: string | number };
+    const upstream = this.deps.connectUpstream(x.server);
+    x.record.upstreamStarted();
+    x.acted = true;
+    let answer: JsonRpcResponse;
+    try {
+      answer = await upstream.initialize(forwardedRequest(shaped, request.id), { timeoutMs: this.timeoutMs(x.server), agent: x.identity! });
+    } catch (err) {
+      await upstream.close();
+      this.deps.log("warn", "upstream initialize failed", { server: x.server, error: String(err) });
+      const code = err instanceof UpstreamError ? err.code : "error";
+      x.record.fail(code, String(err instanceof Error ? err.message : err));
+      throw new Refusal("upstream_init_failed", code, { code });
+    } finally {
+      x.record.upstreamFinished();
+    }
+    x.outcome = "allowed";
+    if (answer.error) {
+      await upstream.close();
+      x.record.fail("upstream_error", `${answer.error.code}: ${answer.error.message}`);
+      x.answer = resultAnswer(answer);
+      return;
+    }
+    const identity = x.identity!;
+    const version = answer.result?.protocolVersion;
+    const session: GatewaySession = {
+      id: newSessionId(),
+      server: x.server,
+      owner: ownerOf(identity.iss, identity.sub),
+      upstream,
+      protocolVersion: typeof version === "string" ? version : null,
+      lastSeenMs: this.deps.clock.now(),
+      catalog: null,
+      catalogFetchedMs: 0,
+      closeStream: null,
+      serverRequests: new Map(),
+      tasks: new Map(),
+      slot: x.slot!,
+    };
+    x.slot = null; // adopted: released when the session ends
+    this.sessions.add(session);
+    x.session = session;
+    x.record.describe({ sessionId: session.id });
+    x.answer = resultAnswer(answer, { "mcp-session-id": session.id });
+  }
+
+  private async openStream(x: Exchange, session: GatewaySession): Promise<void> {
+    if (session.closeStream) throw new Refusal("stream_conflict");
+    const abort = new AbortController();
+    const res = x.res;
+    // Claim the slot before awaiting the upstream, so a concurrent GET sees the conflict.
+    session.closeStream = () => abort.abort();
+    let state: "open" | "unsupported";
+    x.acted = true;
+    try {
+      state = await session.upstream.listen(
+        (m) =>
+          this.relay(session, m, (relayed) => {
+            if (!res.writableEnded) res.write(sseMessage(serialize(relayed)));
+          }),
+        abort.signal,
+        () => res.end(),
+      );
+    } catch (err) {
+      session.closeStream = null;
+      throw new Refusal("upstream_init_failed", err instanceof Error ? err.message : String(err));
+    }
+    if (state === "unsupported") {
+      session.closeStream = null;
+      throw new Refusal("method_not_allowed", "the upstream has no server→client stream", undefined, undefined, { allow: "POST, DELETE" });
+    }
+    session.closeStream = () => {
+      abort.abort();
+      res.end();
+    };
+    res.on("close", () => {
+      abort.abort();
+      session.closeStream = null;
+    });
+    x.outcome = "allowed";
+    x.answer = { kind: "stream" };
+  }
+
+  // ------------------------------------------------------------------- refusal and the one exit
+
+  /** The one place a failure becomes the agent's answer and the event's outcome. */
+  private async refuse(x: Exchange, err: unknown): Promise<void> {
+    if (err instanceof AuthError) {
+      const code = err.code;
+      if (code === "jwks_unavailable") this.deps.log("error", "JWKS unavailable", { server: x.server, error: String(err) });
+      x.record.fail(code, err.message);
+      x.outcome = "unauthenticated";
+      const refusal = authFailureResponse(code, this.deps.resourceMetadataUrl(x.server));
+      x.answer = { kind: "raw", status: refusal.status, headers: refusal.headers, body: JSON.stringify(refusal.body) };
+      return;
+    }
+    if (err instanceof UpstreamError && err.code === "upstream_session_lost" && x.session) {
+      // The upstream forgot the session: end ours too, so the client re-initializes.
+      await this.sessions.end(x.session.id);
+      err = new Refusal("session_not_found", "the upstream session ended");
+    }
+    const refusal = toRefusal(err, (e) => this.deps.log("error", "request failed", { server: x.server, method: x.shaped?.method, error: String(e) }));
+    x.outcome = refusal.entry.outcome;
+    // Denials are the policy's answer, not a failure; everything else names its code in the event.
+    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool") {
+      x.record.fail(refusal.code === "upstream_failed" ? String(refusal.data?.code ?? refusal.code) : refusal.code, refusal.message);
+    }
+    const m = x.message;
+    x.answer = refusalAnswer(refusal, {
+      id: m?.kind === "request" ? m.message.id : null,
+      isToolCall: x.shaped?.kind === "tool_call",
+      isNotification: m !== null && m.kind !== "request",
+      decisionId: x.decided ? x.record.decisionId : null,
+    });
+  }
+
+  /**
+   * Writes the event, then answers. An exchange that was decided or reached the upstream and
+   * cannot be recorded is answered audit_unavailable: the agent never gets an answer that is not
+   * on record.
+   */
+  private async finish(x: Exchange): Promise<void> {
+    let written = true;
+    try {
+      await this.deps.audit.record(x.record.finish(x.outcome));
+    } catch (err) {
+      written = false;
+      this.deps.log("error", "audit write failed", { decision_id: x.record.decisionId, error: String(err) });
+    }
+    x.slot?.release();
+    // A decision the agent would learn of, or an upstream action, must be on record first; a
+    // refusal before any decision (edge, identity) is answered as it is.
+    if (!written && (x.acted || x.decided !== null)) {
+      if (x.shaped?.kind === "initialize" && x.session) await this.sessions.end(x.session.id);
+      if (x.answer?.kind === "stream" && x.session) x.session.closeStream?.();
+      const m = x.message;
+      x.answer = refusalAnswer(new Refusal("audit_unavailable"), { id: m?.kind === "request" ? m.message.id : null, isToolCall: false, isNotification: m !== null && m.kind !== "request", decisionId: null });
+    }
+    this.send(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null }));
+  }
+
+  private send(x: Exchange, answer: Answer): void {
+    const res = x.res;
+    switch (answer.kind) {
+      case "rpc":
+        for (const [k, v] of Object.entries(answer.headers ?? {})) x.responder.header(k, v);
+        return x.responder.final(answer.message, answer.status);
+      case "empty":
+        if (!res.headersSent) res.writeHead(answer.status, answer.headers ?? {});
+        return void res.end();
+      case "raw":
+        if (res.headersSent) return void res.end();
+        return void res
+          .writeHead(answer.status, { ...answer.headers, "content-type": "application/json", "content-length": Buffer.byteLength(answer.body) })
+          .end(answer.body);
+      case "stream":
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
+        res.flushHeaders();
+        return;
+    }
+  }
+
+  // ----------------------------------------------------------------------------------- helpers
+
+  private checkOrigin(req: IncomingMessage): void {
+    const origin = header(req, "origin");
+    // Agents' HTTP clients send no Origin; a browser page does, and must be on the allow-list.
+    if (origin !== undefined && !this.deps.config.edge.allowedOrigins.includes(origin)) throw new Refusal("origin_forbidden");
+  }
+
+  /** The caller's session of this server, or the refusal (another subject's session is not found). */
+  private ownSession(x: Exchange, req: IncomingMessage): GatewaySession {
+    const id = header(req, "mcp-session-id");
+    if (!id) throw new Refusal("session_required");
+    const identity = x.identity!;
+    const session = this.sessions.lookup(id, ownerOf(identity.iss, identity.sub));
+    if (!session || session.server !== x.server) throw new Refusal("session_not_found");
+    x.session = session;
+    return session;
+  }
+
+  /** An agent's response: passed on only when it answers a server→client request we relayed. */
+  private decideResponse(x: Exchange): void {
+    const m = x.message!.message as JsonRpcResponse;
+    const session = x.session!;
+    const method = m.id === null ? undefined : session.serverRequests.get(m.id);
+    if (method === undefined) throw new Refusal("unexpected_response");
+    session.serverRequests.delete(m.id!);
+    x.record.describe({ method, requestId: m.id });
+  }
+
+  /** A message from the upstream to the agent: server→client requests are remembered for their answer. */
+  private relay(session: GatewaySession, m: JsonRpcMessage, write: (m: JsonRpcMessage) => void): void {
+    if ("method" in m) {
+      if ("id" in m) remember(session.serverRequests, m.id, m.method);
+      // A changed tool list invalidates what policy sees as the tool's definition.
+      if (m.method === "notifications/tools/list_changed") session.catalog = null;
+    }
+    write(m);
+  }
+
+  private scopeChallenge(x: Exchange, decided: DecisionOutcome): void {
+    const required = decided.decision.required_scopes;
+    if (required === undefined) return;
+    const identity = x.identity!;
+    const held = new Set(identity.scopes);
+    const missing = required.filter((s) => !held.has(s));
+    if (missing.length === 0) return;
+    // 2025-11-25: the challenge lists the scopes already held plus the new ones, so a client that
+    // re-authorizes with exactly this list does not lose what it had.
+    const scope = [...new Set([...identity.scopes, ...required])];
+    const challenge = wwwAuthenticate({
+      resourceMetadataUrl: this.deps.resourceMetadataUrl(x.server),
+      error: "insufficient_scope",
+      errorDescription: `This request needs scope ${missing.join(" ")}`,
+      scope,
+    });
+    throw new Refusal("insufficient_scope", `token lacks ${missing.join(" ")}`, { required_scopes: missing }, "Forbidden: insufficient scope", { "www-authenticate": challenge });
+  }
+
+  private input(x: Exchange, method: string, fields: Pick<ShapedRequest, "tool" | "resource" | "prompt" | "arguments">, tool: ToolDefinition | null): PolicyInput {
+    return buildPolicyInput(
+      x.identity!,
+      {
+        method,
+        server: x.server,
+        tool: fields.tool,
+        arguments: fields.arguments,
+        resource: fields.resource,
+        prompt: fields.prompt,
+        session_id: x.session?.id ?? null,
+        protocol_version: x.session?.protocolVersion ?? null,
+        source_ip: x.sourceIp,
+        time: new Date(this.deps.clock.now()).toISOString(),
+      },
+      tool,
+    );
+  }
+
+  /** The tool's upstream definition (policy input `tool`); lists the upstream's tools when unseen. */
+  private async toolDefinition(x: Exchange, name: string): Promise<ToolDefinition | null> {
+    const s = x.session!;
+    const known = s.catalog?.get(name);
+    if (known) return known;
+    if (s.catalog && this.deps.clock.now() - s.catalogFetchedMs < CATALOG_REFRESH_MS) return null;
+    const tools: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 64; page++) {
+      const answer = await s.upstream.request(
+        { jsonrpc: "2.0", id: `catalog-${page}`, method: "tools/list", params: cursor ? { cursor } : {} },
+        { timeoutMs: this.timeoutMs(x.server), internal: true },
+      );
+      const items = answer.result?.tools;
+      if (Array.isArray(items)) tools.push(...items);
+      const next = answer.result?.nextCursor;
+      if (typeof next !== "string" || next.length === 0) break;
+      cursor = next;
+    }
+    this.rememberTools(s, tools, true);
+    return s.catalog?.get(name) ?? null;
+  }
+
+  private rememberTools(session: GatewaySession, items: unknown[], reset: boolean): void {
+    if (reset || !session.catalog) session.catalog = new Map();
+    for (const item of items) {
+      if (isPlainObject(item) && typeof item.name === "string") session.catalog.set(item.name, item as unknown as ToolDefinition);
+    }
+    session.catalogFetchedMs = this.deps.clock.now();
+  }
+
+  private timeoutMs(server: string): number {
+    return this.deps.config.upstreams[server]?.timeoutMs ?? 60_000;
+  }
+}
+
+/** Any failure as a catalogue refusal; an unexpected one is logged and answered internal_error. */
+function toRefusal(err: unknown, logUnexpected: (err: unknown) => void): Refusal {
+  if (err instanceof Refusal) return err;
+  if (err instanceof UpstreamError) {
+    if (err.code === "upstream_busy") return shed("upstream_busy", 1, err.message);
+    return new Refusal("upstream_failed", undefined, { code: err.code });
+  }
+  logUnexpected(err);
+  return new Refusal("internal_error");
+}
+
+/** Adds to a bounded map, forgetting the oldest entry first. */
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value as K);
+  map.set(key, value);
+}
+
+/** Collects the body with events rather than an async iterator: this runs for every request. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new Refusal("body_too_large"));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
