@@ -1,32 +1,25 @@
-/** The audit stage's front door (STYLE.md pattern 2): nothing else in gateway/ imports deeper. */
-export type { AuditEvent, AuditOutcome, AuditSink, FoldedRefusals, SinkCloseReport, ToolResultSummary, TruncationMarker } from "./types.js";
-export { AuditRecord, type AuditContext, type AuditRecordInit } from "./record.js";
-export { applyMasks, REDACTED, type MaskApplied, type MaskTarget } from "./mask.js";
-export { summarizeToolResult } from "./result-summary.js";
-export { AuditUnavailableError, JsonlFileSink, type FileSinkIo, type JsonlFileSinkOptions } from "./file-sink.js";
-export { DEFAULT_MAX_EVENT_BYTES, MIN_MAX_EVENT_BYTES } from "./event-budget.js";
-export { jsonLine } from "./jsonl.js";
-export {
-  KafkaSink,
-  type KafkaSinkOptions,
-  type KafkaSinkStats,
-  type KafkaCloseReport,
-  type KafkaClientLike,
-  type KafkaProducerLike,
-  type KafkaAdminLike,
-} from "./kafka-sink.js";
-export { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
+/**
+ * The audit stage's front door for the running gateway (STYLE.md pattern 2): what the composition
+ * root (gateway/compose/) and the pipeline (gateway/proxy/) build and call. The offline tools
+ * (`portcullis audit verify|tail`, policy replay) use ./readers.ts. Nothing outside this folder
+ * imports deeper; test/unit/audit/ may, because it tests the internals. Each name is exported by
+ * one door only (test/unit/audit/front-doors.test.ts).
+ */
+// The event and its outcome (DESIGN.md contract 4); policy/replay.ts reads truncation markers.
+export type { AuditEvent, AuditOutcome, AuditSink, TruncationMarker } from "./types.js";
+// One record per request, opened on arrival and closed by one `finish` (the pipeline).
+export { AuditRecord, type AuditContext } from "./record.js";
+export { sensitiveKeyMatcher, type KeyMatcher } from "./sensitive-keys.js";
+export { bundleRefusedEvent, BUNDLE_REFUSED_METHOD } from "./bundle-event.js";
+export type { AuditLogger } from "./logger.js";
+// The fan-out, its hash chain and the sinks it delivers to, with their options.
+export { AuditLog, type AuditLogOptions } from "./audit-log.js";
+export { AuditChain, ed25519PrivateKey } from "./chain.js";
+export { JsonlFileSink, type JsonlFileSinkOptions } from "./file-sink.js";
+export { KafkaSink, type KafkaClientLike, type KafkaSinkOptions, type KafkaSinkStats } from "./kafka-sink.js";
+export { kafkaSecurityOptions, type KafkaSecurityOptions } from "./kafka-security.js";
+export { MemoryBacklog, type AuditBacklog } from "./backlog.js";
+// AuditLog.admit rejects with it (code `audit_backpressure`) when the outbox is full.
 export { Outbox, AuditBackpressureError, type OutboxOptions } from "./outbox.js";
-export { AuditLog, AuditWriteError, type AuditLogOptions, type SinkCounts } from "./audit-log.js";
-export { REFUSALS_FOLDED_CODE, type RefusalFoldingOptions } from "./refusal-folding.js";
-export { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
-// Tamper evidence, SIEM rendering, Kafka security and readers (issue 4, items 3-6).
-export { AuditChain, chainHash, ed25519PrivateKey, ed25519PublicKey, GENESIS_HASH, signCheckpoint, verifyCheckpoint, type AuditChainOptions, type UnchainedAuditEvent } from "./chain.js";
-export type { AuditChainFields } from "./types.js";
-export { verifyRecords, type ChainProblem, type ChainProblemKind, type ChainSummary, type StoredRecord, type VerifyOptions, type VerifyReport } from "./verify.js";
-export { DEFAULT_SENSITIVE_KEYS, sensitiveArgumentPointers, sensitiveKeyMatcher, type KeyMatcher } from "./sensitive-keys.js";
-export { toOcsf, OCSF_VERSION, type OcsfApiActivity } from "./ocsf.js";
-export { kafkaSecurityOptions, type KafkaSaslConfig, type KafkaSecurityOptions, type KafkaSslConfig } from "./kafka-security.js";
-export { followTopic, readJsonlFile, readTopicToEnd, type TopicSource } from "./topic-reader.js";
-// Policy bundle lifecycle (issue 3, item 5).
-export { bundleRefusedEvent, BUNDLE_REFUSED_METHOD, type BundleRefusal } from "./bundle-event.js";
+// The `ocsf` format of a sink (compose) and of `audit tail --format ocsf` (cli).
+export { toOcsf } from "./ocsf.js";

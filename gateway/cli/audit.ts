@@ -1,17 +1,15 @@
 import { readFileSync } from "node:fs";
+import { kafkaSecurityOptions, toOcsf, type AuditEvent } from "../audit/index.js";
 import {
   ed25519PublicKey,
   followTopic,
-  kafkaSecurityOptions,
   readJsonlFile,
   readTopicToEnd,
-  toOcsf,
   verifyRecords,
-  type AuditEvent,
   type StoredRecord,
   type TopicSource,
   type VerifyReport,
-} from "../audit/index.js";
+} from "../audit/readers.js";
 import { loadConfig } from "../config/index.js";
 import { GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
 

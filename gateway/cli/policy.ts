@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { readJsonlFile, readTopicToEnd } from "../audit/index.js";
+import { readJsonlFile, readTopicToEnd } from "../audit/readers.js";
 import {
   parseBundle,
   readTarGz,

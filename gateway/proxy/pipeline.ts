@@ -8,6 +8,7 @@ import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
 import { refusalAnswer, resultAnswer, type Answer } from "./answers.js";
 import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
+import { readBounded } from "./bounded-read.js";
 import { Refusal } from "./errors.js";
 import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
@@ -174,7 +175,7 @@ export class McpEndpoint {
     if (type !== "application/json") throw new Refusal("unsupported_media_type");
     const { maxBodyBytes, maxJsonDepth } = this.deps.config.edge;
     if (Number(header(req, "content-length") ?? "0") > maxBodyBytes) throw new Refusal("body_too_large");
-    const value = parseStrictJson(await readBody(req, maxBodyBytes), { maxDepth: maxJsonDepth });
+    const value = parseStrictJson(await readBounded(req, maxBodyBytes, () => new Refusal("body_too_large"), "drain"), { maxDepth: maxJsonDepth });
     const c = classify(value);
     if (!c.ok) throw new Refusal(c.code === RpcCode.ParseError ? "parse_error" : "invalid_request", c.message);
     x.message = c.parsed;
@@ -650,26 +651,6 @@ function toRefusal(err: unknown, logUnexpected: (err: unknown) => void): Refusal
 function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
   if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value as K);
   map.set(key, value);
-}
-
-/** Collects the body with events rather than an async iterator: this runs for every request. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(new Refusal("body_too_large"));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
-    req.once("error", reject);
-  });
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,6 +1,7 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
 import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
+import { readBounded } from "./bounded-read.js";
 import { SseParser, SseTooLargeError } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
@@ -72,13 +73,13 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       throw new UpstreamError("upstream_session_lost", "upstream session expired");
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = (await readBounded(res.body, 4096).catch(() => "")).slice(0, 200);
+      const text = (await readAnswer(res.body, 4096).catch(() => "")).slice(0, 200);
       throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}: ${text}`);
     }
     const sid = headerValue(res.headers["mcp-session-id"]);
     if (sid && !this.sessionId) this.sessionId = sid;
     if (contentType.startsWith("application/json")) {
-      const message = parseMessage(await readBounded(res.body, this.upstream.maxResponseBytes));
+      const message = parseMessage(await readAnswer(res.body, this.upstream.maxResponseBytes));
       if (!message || !("id" in message) || "method" in message) {
         throw new UpstreamError("upstream_bad_response", "upstream sent a JSON body that is not a response");
       }
@@ -231,23 +232,10 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 }
 
-/** Reads a body up to `limit` bytes; a larger one is destroyed and refused, never buffered whole. */
-function readBounded(body: NodeJS.ReadableStream & { destroy(): void }, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        body.destroy();
-        reject(new UpstreamError("upstream_bad_response", `upstream answer exceeds ${limit} bytes (upstreams.NAME.maxResponseBytes)`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    body.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
-    body.on("error", (err: unknown) => reject(toUpstreamError(err)));
-  });
+/** An upstream answer read up to `limit` bytes; a larger one is cut and refused, never buffered whole. */
+function readAnswer(body: NodeJS.ReadableStream, limit: number): Promise<string> {
+  const tooLarge = () => new UpstreamError("upstream_bad_response", `upstream answer exceeds ${limit} bytes (upstreams.NAME.maxResponseBytes)`);
+  return readBounded(body, limit, tooLarge, "destroy", toUpstreamError);
 }
 
 function headerValue(h: IncomingHttpHeaders[string]): string | undefined {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { KafkaSink, Outbox, type AuditEvent, type AuditLogger, type KafkaClientLike } from "../../gateway/audit/index.js";
-import type { DeadLetterLine } from "../../gateway/audit/outbox-dead-letter.js";
+import type { DeadLetterLine } from "../../gateway/audit/readers.js";
 import { consumeAll, uniqueTopic } from "../support/kafka.js";
 import { OwnBroker } from "../support/own-broker.js";
 import { sampleEvent, sequentialIds } from "../unit/audit/helpers.js";

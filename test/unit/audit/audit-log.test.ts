@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { AuditLog, AuditWriteError, type AuditEvent, type AuditSink } from "../../../gateway/audit/index.js";
-import type { AuditLogger } from "../../../gateway/audit/index.js";
+import { AuditLog, type AuditEvent, type AuditLogger, type AuditSink } from "../../../gateway/audit/index.js";
+import { AuditWriteError } from "../../../gateway/audit/audit-log.js";
 import { sampleEvent } from "./helpers.js";
 
 class MemorySink implements AuditSink {

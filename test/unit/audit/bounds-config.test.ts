@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_MAX_EVENT_BYTES, MIN_MAX_EVENT_BYTES } from "../../../gateway/audit/index.js";
+import { DEFAULT_MAX_EVENT_BYTES, MIN_MAX_EVENT_BYTES } from "../../../gateway/audit/event-budget.js";
 import { ConfigError, parseConfig } from "../../../gateway/config/index.js";
 
 const minimal = (audit?: Record<string, unknown>) => ({

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { AuditChain, chainHash, GENESIS_HASH, verifyRecords, type AuditEvent, type ChainProblemKind, type StoredRecord } from "../../../gateway/audit/index.js";
+import { AuditChain, type AuditEvent } from "../../../gateway/audit/index.js";
+import { verifyRecords, type StoredRecord } from "../../../gateway/audit/readers.js";
+import { chainHash, GENESIS_HASH } from "../../../gateway/audit/chain.js";
+import type { ChainProblemKind } from "../../../gateway/audit/verify.js";
 import { sampleEvent, sequentialIds } from "./helpers.js";
 
 const keys = generateKeyPairSync("ed25519");

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
-import { AuditChain, AuditRecord, chainHash, jsonLine, sensitiveKeyMatcher, type AuditEvent } from "../../../gateway/audit/index.js";
+import { AuditChain, AuditRecord, sensitiveKeyMatcher, type AuditEvent } from "../../../gateway/audit/index.js";
+import { chainHash } from "../../../gateway/audit/chain.js";
+import { jsonLine } from "../../../gateway/audit/jsonl.js";
 import type { PolicyInput } from "../../../gateway/policy/index.js";
 import { runs } from "../hostile/arbitraries.js";
 import { allowOutcome, ManualClock, policyInput, sequentialIds } from "./helpers.js";

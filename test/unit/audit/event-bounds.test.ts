@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { AuditChain, AuditRecord, chainHash, jsonLine, sensitiveKeyMatcher, type AuditContext, type AuditEvent } from "../../../gateway/audit/index.js";
+import { AuditChain, AuditRecord, sensitiveKeyMatcher, type AuditContext, type AuditEvent } from "../../../gateway/audit/index.js";
+import { chainHash } from "../../../gateway/audit/chain.js";
+import { jsonLine } from "../../../gateway/audit/jsonl.js";
 import { canonicalJsonOfValue } from "../../../gateway/policy/index.js";
 import { auditSchemaErrors } from "../../support/audit-schema.js";
 import { allowOutcome, ManualClock, policyInput, sequentialIds } from "./helpers.js";

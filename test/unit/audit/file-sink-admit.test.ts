@@ -7,7 +7,8 @@ import { writeSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AuditUnavailableError, JsonlFileSink, type AuditEvent, type FileSinkIo } from "../../../gateway/audit/index.js";
+import { JsonlFileSink, type AuditEvent } from "../../../gateway/audit/index.js";
+import { AuditUnavailableError, type FileSinkIo } from "../../../gateway/audit/file-sink.js";
 import { ManualClock, sampleEvent, sequentialIds } from "./helpers.js";
 
 type LogEntry = { level: string; msg: string; fields: Record<string, unknown> | undefined };

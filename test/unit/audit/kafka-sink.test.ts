@@ -12,11 +12,10 @@ import {
   Outbox,
   type AuditEvent,
   type AuditLogger,
-  type KafkaAdminLike,
   type KafkaClientLike,
-  type KafkaProducerLike,
   type KafkaSinkOptions,
 } from "../../../gateway/audit/index.js";
+import type { KafkaAdminLike, KafkaProducerLike } from "../../../gateway/audit/kafka-sink.js";
 import { sampleEvent, sequentialIds } from "./helpers.js";
 
 /**

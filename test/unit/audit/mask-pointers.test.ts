@@ -3,7 +3,9 @@
  * `/`, `~` or `%` are masked, and a pointer that matches nothing is reported.
  */
 import assert from "node:assert/strict";
-import { applyMasks, AuditRecord, REDACTED, sensitiveArgumentPointers, sensitiveKeyMatcher, type AuditContext } from "../../../gateway/audit/index.js";
+import { AuditRecord, sensitiveKeyMatcher, type AuditContext } from "../../../gateway/audit/index.js";
+import { applyMasks, REDACTED } from "../../../gateway/audit/mask.js";
+import { sensitiveArgumentPointers } from "../../../gateway/audit/sensitive-keys.js";
 import { allowOutcome, ManualClock, policyInput, sequentialIds } from "./helpers.js";
 
 describe("mask pointers: RFC 6901 escaping", () => {

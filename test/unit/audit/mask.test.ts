@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { applyMasks, REDACTED } from "../../../gateway/audit/index.js";
+import { applyMasks, REDACTED } from "../../../gateway/audit/mask.js";
 
 describe("audit masking", () => {
   const input = () => ({

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AuditBackpressureError, Outbox, type AuditLogger, type OutboundMessage, type OutboxOptions } from "../../../gateway/audit/index.js";
+import { AuditBackpressureError, Outbox, type AuditLogger, type OutboxOptions } from "../../../gateway/audit/index.js";
+import type { OutboundMessage } from "../../../gateway/audit/backlog.js";
 import { encodeRecord } from "../../../gateway/audit/outbox-format.js";
 
 const msg = (i: number, pad = 200): OutboundMessage => ({

@@ -3,7 +3,8 @@
  * and the one event of a list request (list, decisionInput).
  */
 import assert from "node:assert/strict";
-import { AuditChain, AuditRecord, REDACTED, sensitiveKeyMatcher, toOcsf, type AuditContext } from "../../../gateway/audit/index.js";
+import { AuditChain, AuditRecord, sensitiveKeyMatcher, toOcsf, type AuditContext } from "../../../gateway/audit/index.js";
+import { REDACTED } from "../../../gateway/audit/mask.js";
 import { auditSchemaErrors } from "../../support/audit-schema.js";
 import { allowOutcome, ManualClock, policyInput, sequentialIds } from "./helpers.js";
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { AuditRecord, REDACTED, type AuditContext } from "../../../gateway/audit/index.js";
+import { AuditRecord, type AuditContext } from "../../../gateway/audit/index.js";
+import { REDACTED } from "../../../gateway/audit/mask.js";
 import { ManualClock, allowOutcome, policyInput, sequentialIds } from "./helpers.js";
 
 function context(over: Partial<AuditContext> = {}): { ctx: AuditContext; clock: ManualClock } {

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { AuditLog, AuditRecord, REFUSALS_FOLDED_CODE, type AuditContext, type AuditEvent, type AuditOutcome, type AuditSink } from "../../../gateway/audit/index.js";
+import { AuditLog, AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome, type AuditSink } from "../../../gateway/audit/index.js";
+import { REFUSALS_FOLDED_CODE } from "../../../gateway/audit/refusal-folding.js";
 import { auditSchemaErrors } from "../../support/audit-schema.js";
 import { runs } from "../hostile/arbitraries.js";
 import { ManualClock, sequentialIds } from "./helpers.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { summarizeToolResult } from "../../../gateway/audit/index.js";
+import { summarizeToolResult } from "../../../gateway/audit/result-summary.js";
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex");
 

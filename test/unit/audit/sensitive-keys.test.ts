@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { AuditRecord, REDACTED, sensitiveArgumentPointers, sensitiveKeyMatcher } from "../../../gateway/audit/index.js";
+import { AuditRecord, sensitiveKeyMatcher } from "../../../gateway/audit/index.js";
+import { REDACTED } from "../../../gateway/audit/mask.js";
+import { sensitiveArgumentPointers } from "../../../gateway/audit/sensitive-keys.js";
 import { allowOutcome, ManualClock, policyInput, sequentialIds } from "./helpers.js";
 
 describe("always-masked argument keys", () => {

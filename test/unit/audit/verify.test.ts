@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { AuditChain, verifyRecords, type AuditEvent, type StoredRecord, type VerifyOptions } from "../../../gateway/audit/index.js";
+import { AuditChain, type AuditEvent } from "../../../gateway/audit/index.js";
+import { verifyRecords, type StoredRecord } from "../../../gateway/audit/readers.js";
+import type { VerifyOptions } from "../../../gateway/audit/verify.js";
 import { rfc3339Nano } from "../../../gateway/shared/clock.js";
 import { sampleEvent, sequentialIds } from "./helpers.js";
 
