@@ -11,6 +11,7 @@ import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clo
 import { guardUpstreams, InFlight } from "../proxy/index.js";
 import { createRateLimiter } from "../ratelimit/index.js";
 import { upstreamAuthorizer } from "../upstream-auth/index.js";
+import { Lifecycle } from "../shared/lifecycle.js";
 import { createLogger, type Logger } from "../shared/log.js";
 import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit.js";
 import { kafkaBacklog } from "./outbox.js";
@@ -27,6 +28,9 @@ export interface RunningGateway {
   /** The bundle reloaders behind `policy` (status, reload now). */
   bundles: PolicyRuntime;
   audit: AuditLog;
+  /** Each long-lived part's own status, by name (policy, identity, audit, upstreams, limits, sessions, http). */
+  status(): Record<string, Record<string, unknown>>;
+  /** Stops every part in reverse start order (graceful: in-flight calls finish and are audited). */
   close(): Promise<void>;
 }
 
@@ -44,12 +48,29 @@ export interface GatewayOverrides {
  * before listening, so a gateway never serves without a good policy.
  */
 export async function startGateway(config: GatewayConfig, overrides: GatewayOverrides = {}): Promise<RunningGateway> {
-  const clock = overrides.clock ?? systemClock;
   const log = overrides.log ?? createLogger();
+  const parts = new Lifecycle(log);
+  try {
+    return await start(config, overrides, log, parts);
+  } catch (err) {
+    // Whatever started before the failure is stopped again: no reload timer, socket or sink left.
+    await parts.stop();
+    throw err;
+  }
+}
+
+/**
+ * Starts the parts in dependency order, each added to `parts` as soon as it runs, so that
+ * stopping goes in the reverse order: HTTP, sessions, limits, upstream pools, audit, identity,
+ * policy. The audit log stops after everything that can still produce an event.
+ */
+async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Logger, parts: Lifecycle): Promise<RunningGateway> {
+  const clock = overrides.clock ?? systemClock;
 
   // Verified and compiled before listening; then hot-reloaded (file watch, URL poll, SIGHUP) and,
   // with policy.shadow, shadowed by a candidate. `policy` reads the active engine on every decision.
   const policy = await startPolicy(config, { log, now: () => clock.now() });
+  parts.add({ name: "policy", stop: async () => policy.stop(), status: () => ({ revision: policy.revision, ...policy.status() }) });
 
   let verifier = overrides.verifier;
   if (!verifier) {
@@ -66,6 +87,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     const jwks = await jwt.start();
     log(jwks.state === "fresh" ? "info" : "warn", "JWKS loaded", { jwksUri: config.auth.jwksUri, ...jwks });
     verifier = jwt;
+    parts.add({ name: "identity", stop: async () => undefined, status: () => ({ ...jwt.status() }) });
   }
 
   // What every audit record of this instance shares; bundle refusals are recorded with it too.
@@ -112,6 +134,8 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   // Unauthenticated and invalid requests past audit.refusals.perSourcePerMinute are folded into counted summaries.
   const audit = new AuditLog(sinks, { logger: log, chain, refusals: { perSourcePerMinute: config.audit.refusals.perSourcePerMinute, context: auditContext } });
   await audit.start();
+  // Last to stop: every call that finished before is on record before the sinks flush and close.
+  parts.add({ name: "audit", stop: async () => void (await audit.close()), status: () => ({ sinks: audit.stats(), ...audit.sinkStats() }) });
 
   const pools = new Map<string, HttpUpstreamPool>();
   for (const [name, u] of Object.entries(config.upstreams)) {
@@ -127,9 +151,19 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     }
     return pools.get(server)!.connect();
   };
+  // Set by the HTTP part's drain: past its deadline the pools were cut, not closed gracefully.
+  let cutCalls = 0;
+  parts.add({
+    name: "upstreams",
+    stop: async () => {
+      if (cutCalls === 0) await Promise.all([...pools.values()].map((p) => p.close()));
+    },
+    status: () => ({ http: [...pools.keys()] }),
+  });
 
   // The limits stage (gateway/ratelimit/): local or Redis-shared buckets.
   const limits = await createRateLimiter(config.rateLimits, { clock, log });
+  parts.add({ name: "limits", stop: () => limits.close(), status: () => ({ store: config.rateLimits.store }) });
 
   let publicUrl = config.publicUrl ?? "";
   const endpoint = new McpEndpoint({
@@ -145,6 +179,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
   });
   endpoint.sessions.startSweeping();
+  parts.add({ name: "sessions", stop: () => endpoint.close(), status: () => ({ open: endpoint.sessions.size, ...endpoint.sessions.reservations }) });
 
   const server = createHttpServer(endpoint, {
     servers: Object.keys(config.upstreams),
@@ -166,6 +201,19 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
       resolve();
     });
   });
+  const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  parts.add({
+    name: "http",
+    // Graceful: stop accepting, let in-flight calls finish (and be audited), then cut the rest.
+    stop: async () => {
+      cutCalls = await inFlight.drain(config.shutdown.drainTimeoutMs, log);
+      // Past the deadline, upstream requests still running are aborted rather than awaited.
+      if (cutCalls > 0) await Promise.all([...pools.values()].map((p) => Promise.all([p.pool.destroy(), p.streams.destroy()])));
+      server.closeAllConnections();
+      await closed;
+    },
+    status: () => ({ listening: server.listening, in_flight: inFlight.size }),
+  });
   server.keepAliveTimeout = 65_000;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.listen.port;
@@ -179,20 +227,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     policy,
     bundles: policy,
     audit,
-    async close() {
-      policy.stop();
-      // Graceful: stop accepting, let in-flight calls finish (and be audited), then cut the rest.
-      const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
-      const cut = await inFlight.drain(config.shutdown.drainTimeoutMs, log);
-      // Past the deadline, upstream requests still running are aborted rather than awaited.
-      if (cut > 0) await Promise.all([...pools.values()].map((p) => Promise.all([p.pool.destroy(), p.streams.destroy()])));
-      await endpoint.close();
-      server.closeAllConnections();
-      await closed;
-      if (cut === 0) await Promise.all([...pools.values()].map((p) => p.close()));
-      await limits.close();
-      // Last: every call that finished above is on record before the sinks flush and close.
-      await audit.close();
-    },
+    status: () => parts.status(),
+    close: () => parts.stop(),
   };
 }
