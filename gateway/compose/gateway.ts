@@ -6,7 +6,7 @@ import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type Toke
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
 import { startPolicy, type PolicyRuntime } from "./policy.js";
-import { createHttpServer, HttpUpstreamPool, McpEndpoint, StdioUpstreamConnection, type UpstreamConnection } from "../proxy/index.js";
+import { createHttpServer, HttpUpstreamPool, McpEndpoint, originPolicy, StdioUpstreamConnection, type UpstreamConnection } from "../proxy/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
 import { guardUpstreams, InFlight } from "../proxy/index.js";
 import { createRateLimiter } from "../ratelimit/index.js";
@@ -166,6 +166,8 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   parts.add({ name: "limits", stop: () => limits.close(), status: () => ({ store: config.rateLimits.store }) });
 
   let publicUrl = config.publicUrl ?? "";
+  // Known once the server listens (port 0 picks one): the names and origins the gateway serves.
+  let origins = originPolicy({ allowedOrigins: config.edge.allowedOrigins, allowedHosts: config.edge.allowedHosts, publicUrl: config.publicUrl });
   const endpoint = new McpEndpoint({
     config,
     verifier,
@@ -177,6 +179,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     connectUpstream: guardUpstreams(config.upstreams, connectUpstream),
     limits,
     resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
+    origins: () => origins,
   });
   endpoint.sessions.startSweeping();
   parts.add({ name: "sessions", stop: () => endpoint.close(), status: () => ({ open: endpoint.sessions.size, ...endpoint.sessions.reservations }) });
@@ -192,6 +195,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
       }),
     timeouts: { headersTimeoutMs: config.edge.headersTimeoutMs, requestTimeoutMs: config.edge.requestTimeoutMs },
     allowedOrigins: config.edge.allowedOrigins,
+    originAllowed: (origin) => origins.originAllowed(origin),
   });
   const inFlight = new InFlight(server);
   await new Promise<void>((resolve, reject) => {
@@ -219,6 +223,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   const port = typeof address === "object" && address ? address.port : config.listen.port;
   const url = `http://${config.listen.host}:${port}`;
   if (!config.publicUrl) publicUrl = url;
+  origins = originPolicy({ allowedOrigins: config.edge.allowedOrigins, allowedHosts: config.edge.allowedHosts, publicUrl: config.publicUrl, listen: { host: config.listen.host, port } });
   log("info", "gateway listening", { url, upstreams: Object.keys(config.upstreams) });
 
   return {

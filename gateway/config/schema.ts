@@ -198,6 +198,8 @@ const edgeSchema = z
     /** Deepest nesting of objects and arrays accepted in a request body. */
     maxJsonDepth: z.number().int().min(8).max(512).default(64),
     allowedOrigins: z.array(z.string().min(1)).default([]),
+    /** Host header values served besides publicUrl's host and the listen address (DNS rebinding). */
+    allowedHosts: z.array(z.string().min(1)).optional(),
     /** Proxies whose X-Forwarded-For entries are believed (gateway/proxy/client-ip.ts). */
     trustedProxies: z.array(z.string().refine((c) => parseCidr(c) !== null, "must be an IP address or CIDR block")).default([]),
     /** Slow clients (Node's server timeouts): all headers within this, else 408. */

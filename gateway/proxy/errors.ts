@@ -25,6 +25,7 @@ const inBand = (rpc: number, outcome: AuditOutcome, message: string): CatalogueE
 export const ERRORS = {
   // ---- edge: refused before identity or decision (outcome invalid)
   origin_forbidden: edge(403, RpcCode.InvalidRequest, "Forbidden: Origin not allowed"),
+  host_forbidden: edge(403, RpcCode.InvalidRequest, "Forbidden: Host not allowed"),
   unsupported_media_type: edge(415, RpcCode.InvalidRequest, "Content-Type must be application/json"),
   body_too_large: edge(413, RpcCode.InvalidRequest, "Request body too large"),
   parse_error: edge(400, RpcCode.ParseError, "Parse error: body is not valid JSON"),
@@ -32,7 +33,7 @@ export const ERRORS = {
   json_too_deep: edge(400, RpcCode.InvalidRequest, "Invalid Request: JSON nests too deeply"),
   invalid_json_value: edge(400, RpcCode.InvalidRequest, "Invalid Request: number out of range or unpaired surrogate"),
   invalid_request: edge(400, RpcCode.InvalidRequest, "Invalid Request"),
-  unsupported_protocol_version: edge(400, RpcCode.InvalidRequest, "Unsupported MCP-Protocol-Version"),
+  unsupported_protocol_version: edge(400, RpcCode.UnsupportedProtocolVersion, "Unsupported MCP-Protocol-Version"),
   unknown_server: edge(404, RpcCode.InvalidRequest, "No such MCP server"),
   method_not_allowed: edge(405, RpcCode.InvalidRequest, "Method not allowed"),
   // ---- sessions (outcome invalid)

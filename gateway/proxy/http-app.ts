@@ -17,6 +17,8 @@ export interface HttpAppOptions {
    * Access-Control-Allow-Origin. The endpoint refuses any other Origin on every method.
    */
   allowedOrigins?: readonly string[];
+  /** Replaces `allowedOrigins` when set: the endpoint's own origin policy (origin-policy.ts). */
+  originAllowed?: (origin: string) => boolean;
 }
 
 const MCP_PATH = /^\/mcp\/([A-Za-z0-9_-]{1,63})\/?(?:\?.*)?$/;
@@ -49,15 +51,17 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
   });
 
   const allowed = new Set(opts.allowedOrigins ?? []);
+  const originAllowed = opts.originAllowed ?? ((o: string) => allowed.has(o));
   const mcp = (server: string, req: IncomingMessage, res: ServerResponse): void => {
     const origin = req.headers.origin;
-    if (origin !== undefined && allowed.has(origin)) {
+    const corsOk = origin !== undefined && originAllowed(origin);
+    if (corsOk) {
       // CORS for browser-based MCP clients on an allowed origin (the endpoint refuses any other).
       res.setHeader("access-control-allow-origin", origin);
       res.setHeader("vary", "Origin");
       res.setHeader("access-control-expose-headers", "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version");
     }
-    if (req.method === "OPTIONS") return preflight(req, res, origin !== undefined && allowed.has(origin));
+    if (req.method === "OPTIONS") return preflight(req, res, corsOk);
     if (!known.has(server)) return void endpoint.reject(server, req, res, new Refusal("unknown_server", server.slice(0, 64)));
     let handled: Promise<void>;
     switch (req.method) {

@@ -8,3 +8,4 @@ export type { UpstreamConnection } from "./upstream.js";
 export type { ToolDefinition } from "./session.js";
 export { RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
 export { InFlight } from "./drain.js";
+export { originPolicy, type OriginPolicy } from "./origin-policy.js";

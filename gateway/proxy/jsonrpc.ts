@@ -28,7 +28,7 @@ export interface JsonRpcResponse {
 }
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
-/** Standard codes only: -32000..-32099 is reserved by the MCP spec and never invented here. */
+/** Standard codes, and only the MCP spec's own from -32000..-32099 (never invented here). */
 export const RpcCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
@@ -38,6 +38,8 @@ export const RpcCode = {
   /** 2025 era "session not found" / resource not found codes the spec and SDKs use. */
   SessionNotFound: -32001,
   ResourceNotFound: -32002,
+  /** 2026-07-28 `UnsupportedProtocolVersion` (with `data.supported`), also what SDK clients of both eras read. */
+  UnsupportedProtocolVersion: -32022,
 } as const;
 
 export type ParsedMessage =

@@ -10,6 +10,7 @@ import { refusalAnswer, resultAnswer, type Answer } from "./answers.js";
 import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
 import { readBounded } from "./bounded-read.js";
 import { Refusal } from "./errors.js";
+import { originPolicy, type OriginPolicy } from "./origin-policy.js";
 import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
@@ -43,6 +44,8 @@ export interface McpEndpointDeps {
   resourceMetadataUrl: (server: string) => string;
   /** The limits stage (gateway/ratelimit/); absent means no rate limits. */
   limits?: RateLimiter;
+  /** Host and Origin checks (origin-policy.ts); absent: edge.allowedOrigins only, Host not checked. */
+  origins?: () => OriginPolicy;
 }
 
 /** One HTTP exchange on its way through the pipeline; each stage fills in its part. */
@@ -83,6 +86,7 @@ export class McpEndpoint {
   readonly sessions: SessionStore;
   /** The real client behind trusted proxies (edge.trustedProxies): policy's request.source_ip. */
   private readonly clientIp: ClientIpResolver;
+  private readonly origins: () => OriginPolicy;
 
   constructor(private readonly deps: McpEndpointDeps) {
     const s = deps.config.sessions;
@@ -94,6 +98,8 @@ export class McpEndpoint {
       now: deps.clock.now,
     });
     this.clientIp = clientIpResolver(deps.config.edge.trustedProxies ?? []);
+    const fixed = originPolicy({ allowedOrigins: deps.config.edge.allowedOrigins });
+    this.origins = deps.origins ?? (() => fixed);
   }
 
   async post(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -183,7 +189,7 @@ export class McpEndpoint {
     x.record.describe({ method: "method" in m ? m.method : "", requestId: "id" in m ? m.id : null });
     const version = header(req, "mcp-protocol-version");
     if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-      throw new Refusal("unsupported_protocol_version", `${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`);
+      throw new Refusal("unsupported_protocol_version", `${version.slice(0, 64)} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`, { supported: SUPPORTED_PROTOCOL_VERSIONS });
     }
   }
 
@@ -526,9 +532,12 @@ export class McpEndpoint {
   // ----------------------------------------------------------------------------------- helpers
 
   private checkOrigin(req: IncomingMessage): void {
+    const policy = this.origins();
+    // DNS rebinding: a page can point its own name at the gateway; only the gateway's names pass.
+    if (!policy.hostAllowed(header(req, "host"))) throw new Refusal("host_forbidden");
     const origin = header(req, "origin");
     // Agents' HTTP clients send no Origin; a browser page does, and must be on the allow-list.
-    if (origin !== undefined && !this.deps.config.edge.allowedOrigins.includes(origin)) throw new Refusal("origin_forbidden");
+    if (origin !== undefined && !policy.originAllowed(origin)) throw new Refusal("origin_forbidden");
   }
 
   /** The caller's session of this server, or the refusal (another subject's session is not found). */

@@ -37,7 +37,7 @@ describe("proxy pipeline: edge, identity and sessions", () => {
       { note: "a body that is not JSON", body: '{"jsonrpc":"2.0",', status: 400, rpc: -32700 },
       { note: "a JSON-RPC batch", body: [INITIALIZE], status: 400, rpc: -32600, message: /batch/ },
       { note: "JSON that is not JSON-RPC 2.0", body: { jsonrpc: "1.0", id: 1, method: "initialize" }, status: 400, rpc: -32600 },
-      { note: "an unsupported MCP-Protocol-Version", body: INITIALIZE, opts: { headers: { "mcp-protocol-version": "1999-01-01" } }, status: 400, rpc: -32600, message: /1999-01-01/, id: INITIALIZE.id },
+      { note: "an unsupported MCP-Protocol-Version", body: INITIALIZE, opts: { headers: { "mcp-protocol-version": "1999-01-01" } }, status: 400, rpc: -32022, message: /1999-01-01/, id: INITIALIZE.id },
       { note: "an unknown server path", body: INITIALIZE, opts: { server: "nope" }, status: 404, rpc: -32600, message: /No such MCP server/ },
     ];
     for (const c of refusals) {

@@ -253,6 +253,16 @@ describe("proxy pipeline: guarantees (issue 8)", () => {
     });
   });
 
+  describe("unsupported protocol version (issue 9)", () => {
+    it("answers -32022 with the versions it serves in data.supported", async () => {
+      const reply = await h.rpc(session, "ping", undefined, { headers: { "mcp-protocol-version": "2099-01-01" } });
+      assert.equal(reply.status, 400);
+      assert.equal(reply.json?.error?.code, -32022);
+      assert.ok(Array.isArray(reply.json?.error?.data?.supported) && reply.json?.error?.data?.supported.includes("2025-11-25"));
+      assert.deepEqual(forwarded(), []);
+    });
+  });
+
   describe("10 CORS", () => {
     it("answers a preflight from an allowed origin with 204 and the MCP headers", async () => {
       const res = await fetch(h.url(), { method: "OPTIONS", headers: { origin: ALLOWED_ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, mcp-session-id" } });

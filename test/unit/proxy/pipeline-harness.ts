@@ -5,7 +5,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseConfig } from "../../../gateway/config/index.js";
-import { createHttpServer, McpEndpoint, type ToolDefinition, type UpstreamConnection } from "../../../gateway/proxy/index.js";
+import { createHttpServer, McpEndpoint, originPolicy, type OriginPolicy, type ToolDefinition, type UpstreamConnection } from "../../../gateway/proxy/index.js";
 import type { RateLimiter } from "../../../gateway/ratelimit/index.js";
 import type { LogLevel } from "../../../gateway/shared/log.js";
 import { FakeAudit } from "../../fakes/audit.js";
@@ -94,6 +94,7 @@ export class Harness {
   readonly endpoint: McpEndpoint;
   private readonly server: Server;
   private base = "";
+  private origins: OriginPolicy = originPolicy({ allowedOrigins: [ALLOWED_ORIGIN] });
   private nextId = 1;
 
   private constructor(opts: HarnessOptions) {
@@ -130,8 +131,10 @@ export class Harness {
       },
       resourceMetadataUrl: metadataUrl,
       ...(opts.limits ? { limits: opts.limits } : {}),
+      // The gateway's own names and origins, as the composition root sets them once it listens.
+      origins: () => this.origins,
     });
-    this.server = createHttpServer(this.endpoint, { servers: Object.keys(config.upstreams), resourceMetadata: () => ({}), allowedOrigins: [ALLOWED_ORIGIN] });
+    this.server = createHttpServer(this.endpoint, { servers: Object.keys(config.upstreams), resourceMetadata: () => ({}), originAllowed: (o) => this.origins.originAllowed(o) });
   }
 
   static async start(opts: HarnessOptions = {}): Promise<Harness> {
@@ -140,7 +143,9 @@ export class Harness {
       h.server.once("error", reject);
       h.server.listen(0, "127.0.0.1", resolve);
     });
-    h.base = `http://127.0.0.1:${(h.server.address() as AddressInfo).port}`;
+    const port = (h.server.address() as AddressInfo).port;
+    h.base = `http://127.0.0.1:${port}`;
+    h.origins = originPolicy({ allowedOrigins: [ALLOWED_ORIGIN], listen: { host: "127.0.0.1", port } });
     return h;
   }
 
