@@ -6,7 +6,6 @@ import { promisify } from "node:util";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import {
   BundleError,
-  buildPolicyInput,
   createHostBuiltins,
   DecisionTime,
   HOST_BUILTIN_NAMES,
@@ -28,6 +27,7 @@ import {
   rewriteBundleFile,
   type KeyPairPem,
 } from "../support/bundles.js";
+import { aliceInput } from "../support/policy-input.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -224,25 +224,8 @@ describe("policy bundles built by the real opa", function () {
       engine = await WasmPolicyEngine.create(bundle);
     });
 
-    function input(roles: string[], method: DecisionMethod, server: string, fields: Partial<PolicyInput["request"]>): PolicyInput {
-      return buildPolicyInput(
-        { sub: "alice", iss: "https://idp.example.com/", client_id: "cli", scopes: ["mcp:tools", "mcp:resources", "mcp:prompts"], roles, claims: {} },
-        {
-          method,
-          server,
-          tool: null,
-          arguments: null,
-          resource: null,
-          prompt: null,
-          session_id: "s1",
-          protocol_version: "2025-11-25",
-          source_ip: "127.0.0.1",
-          time: "2026-11-24T10:00:00.000Z",
-          ...fields,
-        },
-        null,
-      );
-    }
+    const input = (roles: string[], method: DecisionMethod, server: string, fields: Partial<PolicyInput["request"]>): PolicyInput =>
+      aliceInput(roles, method, { server, ...fields });
 
     const cases: Array<{ note: string; input: () => PolicyInput; allow: boolean; message?: string; reasons?: string[] }> = [
       { note: "analyst calls echo", input: () => input(["analyst"], "tools/call", "demo", { tool: "echo", arguments: { text: "hi" } }), allow: true, reasons: ["role analyst grants tool echo on server demo"] },

@@ -3,32 +3,15 @@ import { execFile } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { buildPolicyInput, loadBundle, WasmPolicyEngine, type Decision, type PolicyInput, type PolicyRequest } from "../../gateway/policy/index.js";
+import { loadBundle, WasmPolicyEngine, type Decision, type PolicyInput, type PolicyRequest } from "../../gateway/policy/index.js";
 import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir, opaBin } from "../support/bundles.js";
+import { aliceInput, ALL_SCOPES } from "../support/policy-input.js";
 
 const execFileAsync = promisify(execFile);
 
-const ALL_SCOPES = ["mcp:tools", "mcp:resources", "mcp:prompts"];
-
-function input(roles: string[], method: string, fields: Partial<PolicyRequest> = {}, scopes = ALL_SCOPES): PolicyInput {
-  return buildPolicyInput(
-    { sub: "alice", iss: "https://idp.example.com/", client_id: "cli", scopes, roles, claims: {} },
-    {
-      method,
-      server: "demo",
-      tool: null,
-      arguments: null,
-      resource: null,
-      prompt: null,
-      session_id: "s1",
-      protocol_version: "2025-11-25",
-      source_ip: "10.0.0.5",
-      time: "2026-11-24T10:00:00.000Z", // a Tuesday, inside the ops role's window
-      ...fields,
-    },
-    null,
-  );
-}
+/** The same input with this suite's source address (the starter library's network rules read it). */
+const input = (roles: string[], method: string, fields: Partial<PolicyRequest> = {}, scopes = ALL_SCOPES): PolicyInput =>
+  aliceInput(roles, method, { source_ip: "10.0.0.5", ...fields }, scopes);
 
 const query = (sql: string): PolicyInput => input(["ops"], "tools/call", { tool: "query", arguments: { sql } });
 
