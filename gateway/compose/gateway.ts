@@ -6,7 +6,7 @@ import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type Toke
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
 import { startPolicy, type PolicyRuntime } from "./policy.js";
-import { createHttpServer, HttpUpstreamPool, McpEndpoint, originPolicy, StdioUpstreamConnection, type UpstreamConnection } from "../proxy/index.js";
+import { createHttpServer, HttpUpstreamPool, McpEndpoint, originPolicy, StdioUpstreamConnection, type UpstreamConnection, type UpstreamEra } from "../proxy/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
 import { guardUpstreams, InFlight } from "../proxy/index.js";
 import { createRateLimiter } from "../ratelimit/index.js";
@@ -140,16 +140,16 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   const pools = new Map<string, HttpUpstreamPool>();
   for (const [name, u] of Object.entries(config.upstreams)) {
     // The gateway's own credentials per upstream (gateway/upstream-auth): never the agent's token.
-    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds }), u.maxResponseBytes));
+    if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds }), u.maxResponseBytes, u.protocol));
   }
-  const connectUpstream = (server: string): UpstreamConnection => {
+  const connectUpstream = (server: string, clientEra?: UpstreamEra): UpstreamConnection => {
     const u = config.upstreams[server];
     if (!u) throw new Error(`unknown upstream ${server}`);
     if (isStdioUpstream(u)) {
       log("info", "spawning stdio upstream", { server, command: u.command, args: u.args });
       return new StdioUpstreamConnection(u, (msg) => log("debug", msg, { server }));
     }
-    return pools.get(server)!.connect();
+    return pools.get(server)!.connect(clientEra);
   };
   // Set by the HTTP part's drain: past its deadline the pools were cut, not closed gracefully.
   let cutCalls = 0;

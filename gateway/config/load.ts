@@ -84,11 +84,15 @@ function formatIssues(error: z.ZodError, doc: unknown): string[] {
   const lines: string[] = [];
   for (const issue of error.issues) {
     const where = dotted(issue.path.map(String));
-    if (issue.code === "unrecognized_keys") {
+    const value = getPath(doc, issue.path);
+    const upstreamKind = issue.path.length === 2 && issue.path[0] === "upstreams" ? (value && typeof value === "object" && "command" in value ? "stdio" : "http") : null;
+    if (issue.code === "unrecognized_keys" && upstreamKind) {
+      // Zod picks the closest upstream shape itself: say which one the keys were unknown to.
+      lines.push(`${where}: unknown key(s) ${issue.keys.join(", ")} for a ${upstreamKind} upstream`);
+    } else if (issue.code === "unrecognized_keys") {
       lines.push(`${where || "(top level)"}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`);
     } else if (issue.code === "invalid_union") {
       // Upstreams are the only union: say which shape was expected instead of zod's generic text.
-      const value = getPath(doc, issue.path);
       const kind = value && typeof value === "object" && "command" in value ? "stdio" : "http";
       const branch = issue.errors[kind === "stdio" ? 1 : 0] ?? [];
       if (branch.length === 0) lines.push(`${where}: expected an http upstream {url, headers} or a stdio upstream {command, args, env}`);

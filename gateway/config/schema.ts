@@ -122,6 +122,8 @@ const httpUpstreamSchema = z
     maxConcurrent: z.number().int().positive().default(256),
     /** Largest answer (JSON body or one SSE event) accepted from this upstream; larger is upstream_bad_response. */
     maxResponseBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+    /** The era this upstream speaks: `auto` asks it once with server/discover (DESIGN.md contract 5). */
+    protocol: z.enum(["auto", "2025-11-25", "2026-07-28"]).default("auto"),
     auth: upstreamAuthSchema.optional(),
     identityAssertion: identityAssertionSchema.optional(),
   })

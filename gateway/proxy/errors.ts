@@ -33,7 +33,11 @@ export const ERRORS = {
   json_too_deep: edge(400, RpcCode.InvalidRequest, "Invalid Request: JSON nests too deeply"),
   invalid_json_value: edge(400, RpcCode.InvalidRequest, "Invalid Request: number out of range or unpaired surrogate"),
   invalid_request: edge(400, RpcCode.InvalidRequest, "Invalid Request"),
-  unsupported_protocol_version: edge(400, RpcCode.UnsupportedProtocolVersion, "Unsupported MCP-Protocol-Version"),
+  unsupported_protocol_version: edge(400, RpcCode.UnsupportedProtocolVersion, "Unsupported protocol version"),
+  // 2026-07-28: the per-request envelope and the headers that mirror the body
+  invalid_envelope: edge(400, RpcCode.InvalidParams, "Invalid _meta envelope for protocol revision 2026-07-28"),
+  header_mismatch: edge(400, RpcCode.HeaderMismatch, "Bad Request: the request headers and body disagree"),
+  missing_client_capability: edge(400, RpcCode.MissingRequiredClientCapability, "The request's client capabilities do not declare what it needs"),
   unknown_server: edge(404, RpcCode.InvalidRequest, "No such MCP server"),
   method_not_allowed: edge(405, RpcCode.InvalidRequest, "Method not allowed"),
   // ---- sessions (outcome invalid)

@@ -4,7 +4,7 @@ export { createHttpServer, type HttpAppOptions } from "./http-app.js";
 export { HttpUpstreamPool } from "./upstream-http.js";
 export { StdioUpstreamConnection } from "./upstream-stdio.js";
 export { ERRORS, Refusal, type ErrorCode, type CatalogueEntry } from "./errors.js";
-export type { UpstreamConnection } from "./upstream.js";
+export type { UpstreamConnection, UpstreamEra } from "./upstream.js";
 export type { ToolDefinition } from "./session.js";
 export { RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
 export { InFlight } from "./drain.js";

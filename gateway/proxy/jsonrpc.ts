@@ -40,6 +40,10 @@ export const RpcCode = {
   ResourceNotFound: -32002,
   /** 2026-07-28 `UnsupportedProtocolVersion` (with `data.supported`), also what SDK clients of both eras read. */
   UnsupportedProtocolVersion: -32022,
+  /** 2026-07-28 `HeaderMismatch`: a required header is missing or disagrees with the body. */
+  HeaderMismatch: -32020,
+  /** 2026-07-28 `MissingRequiredClientCapability` (with `data.requiredCapabilities`). */
+  MissingRequiredClientCapability: -32021,
 } as const;
 
 export type ParsedMessage =

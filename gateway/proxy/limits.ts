@@ -1,7 +1,7 @@
 import type { DecisionOutcome } from "../policy/index.js";
 import { Semaphore, type LimitVerdict, type RateLimiter } from "../ratelimit/index.js";
 import { Refusal } from "./errors.js";
-import { UpstreamError, type UpstreamConnection } from "./upstream.js";
+import { UpstreamError, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
 
 /** `_meta` key of the retry hint on a shed `tools/call` result (and `error.data` members otherwise). */
 export const RATE_LIMIT_META_KEY = "dev.portcullis/rate_limit";
@@ -47,6 +47,9 @@ export function withConcurrencyLimit(conn: UpstreamConnection, slots: Semaphore,
     }
   };
   return {
+    get era() {
+      return conn.era;
+    },
     initialize: (request, opts) => guarded(() => conn.initialize(request, opts)),
     request: (request, opts) => guarded(() => conn.request(request, opts)),
     // Notifications and the server→client stream hold no call slot.
@@ -59,12 +62,12 @@ export function withConcurrencyLimit(conn: UpstreamConnection, slots: Semaphore,
 /** Wraps an upstream connection factory so each upstream holds at most its `maxConcurrent` calls. */
 export function guardUpstreams(
   upstreams: Record<string, { maxConcurrent?: number }>,
-  connect: (server: string) => UpstreamConnection,
-): (server: string) => UpstreamConnection {
+  connect: (server: string, clientEra?: UpstreamEra) => UpstreamConnection,
+): (server: string, clientEra?: UpstreamEra) => UpstreamConnection {
   const slots = new Map<string, Semaphore>();
   for (const [name, u] of Object.entries(upstreams)) if (u.maxConcurrent !== undefined) slots.set(name, new Semaphore(u.maxConcurrent));
-  return (server) => {
-    const conn = connect(server);
+  return (server, clientEra) => {
+    const conn = connect(server, clientEra);
     const s = slots.get(server);
     return s ? withConcurrencyLimit(conn, s, server) : conn;
   };

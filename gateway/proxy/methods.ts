@@ -32,6 +32,13 @@ export interface ShapedRequest {
   taskId: string | null;
   /** The params the upstream receives (undefined: none). */
   forwardParams: Record<string, unknown> | undefined;
+  /** 2026-07-28 retry of a call that needed input: the client's answers and the state it was given. */
+  retry: Retry | null;
+}
+
+export interface Retry {
+  inputResponses: Record<string, unknown>;
+  requestState: string | null;
 }
 
 export interface ListMethod {
@@ -58,25 +65,28 @@ export function shapeRequest(message: JsonRpcRequest): ShapedRequest {
   const method = message.method;
   const params: Params = message.params ?? {};
   const meta = metaOf(params, method);
-  const base = { method, tool: null, resource: null, prompt: null, arguments: null, taskId: null };
+  const retry = retryOf(params, method);
+  // Passed on as sent: a 2026 upstream reads them; the gateway consumes them for a 2025 one.
+  const retried = retry ? { ...(params.inputResponses !== undefined && { inputResponses: retry.inputResponses }), ...(retry.requestState !== null && { requestState: retry.requestState }) } : {};
+  const base = { method, tool: null, resource: null, prompt: null, arguments: null, taskId: null, retry };
 
   switch (method) {
     case "tools/call": {
       const name = nonEmptyString(params.name, method, "name");
       const args = params.arguments === undefined ? {} : object(params.arguments, method, "arguments");
       const task = params.task === undefined ? undefined : object(params.task, method, "task");
-      return { ...base, kind: "tool_call", tool: name, arguments: args, forwardParams: { name, arguments: args, ...task && { task }, ...meta } };
+      return { ...base, kind: "tool_call", tool: name, arguments: args, forwardParams: { name, arguments: args, ...task && { task }, ...retried, ...meta } };
     }
     case "resources/read":
     case "resources/subscribe":
     case "resources/unsubscribe": {
       const uri = nonEmptyString(params.uri, method, "uri");
-      return { ...base, kind: "item", resource: uri, forwardParams: { uri, ...meta } };
+      return { ...base, kind: "item", resource: uri, forwardParams: { uri, ...retried, ...meta } };
     }
     case "prompts/get": {
       const name = nonEmptyString(params.name, method, "name");
       const args = params.arguments === undefined || params.arguments === null ? null : object(params.arguments, method, "arguments");
-      return { ...base, kind: "item", prompt: name, arguments: args, forwardParams: { name, ...args && { arguments: args }, ...meta } };
+      return { ...base, kind: "item", prompt: name, arguments: args, forwardParams: { name, ...args && { arguments: args }, ...retried, ...meta } };
     }
     case "completion/complete": {
       const ref = object(params.ref, method, "ref");
@@ -121,7 +131,7 @@ export function shapeNotification(message: JsonRpcNotification): ShapedRequest {
   if (!message.method.startsWith("notifications/")) {
     throw new Refusal("invalid_request", `a notification must be named notifications/…, not "${message.method.slice(0, 64)}"`);
   }
-  return { kind: "protocol", method: message.method, tool: null, resource: null, prompt: null, arguments: null, taskId: null, forwardParams: message.params };
+  return { kind: "protocol", method: message.method, tool: null, resource: null, prompt: null, arguments: null, taskId: null, forwardParams: message.params, retry: null };
 }
 
 /** The forwarded request: the decided method and rebuilt params, nothing else of the agent's. */
@@ -133,6 +143,14 @@ export function forwardedRequest(shaped: ShapedRequest, id: JsonRpcId): JsonRpcR
 export function forwardedNotification(shaped: ShapedRequest): JsonRpcNotification {
   const params = shaped.forwardParams;
   return params === undefined ? { jsonrpc: "2.0", method: shaped.method } : { jsonrpc: "2.0", method: shaped.method, params };
+}
+
+/** `inputResponses` (object) and `requestState` (string) of a 2026 retry; null when neither is there. */
+function retryOf(params: Params, method: string): Retry | null {
+  if (params.inputResponses === undefined && params.requestState === undefined) return null;
+  const inputResponses = params.inputResponses === undefined ? {} : object(params.inputResponses, method, "inputResponses");
+  if (params.requestState !== undefined && typeof params.requestState !== "string") throw invalid(method, "requestState (string)");
+  return { inputResponses, requestState: (params.requestState as string | undefined) ?? null };
 }
 
 function metaOf(params: Params, method: string): { _meta?: Params } {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AuthError, authFailureResponse, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
 import { AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome } from "../audit/index.js";
@@ -10,18 +11,20 @@ import { refusalAnswer, resultAnswer, type Answer } from "./answers.js";
 import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
 import { readBounded } from "./bounded-read.js";
 import { Refusal } from "./errors.js";
+import { checkParamHeaders, classifyEra, LEGACY_UPSTREAM_VERSION, legacyMeta, META, missingCapabilities, MODERN_PROTOCOL_VERSIONS, paramHeadersOf, paramHeaderValues, requiredCapabilities, SUPPORTED_VERSIONS, type Era } from "./era.js";
+import { callDigest, ParkedCalls, PausableCall, type CallStep } from "./input-rounds.js";
 import { originPolicy, type OriginPolicy } from "./origin-policy.js";
-import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
+import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
 import { newSessionId, ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
 import { sseMessage } from "./sse.js";
 import { parseStrictJson } from "./strict-json.js";
-import { UpstreamError, type UpstreamConnection } from "./upstream.js";
+import { UpstreamError, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
 
-/** Protocol revisions of the 2025 era this endpoint serves. */
-export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/** Protocol revisions this endpoint serves, newest first (both eras: era.ts). */
+export const SUPPORTED_PROTOCOL_VERSIONS = SUPPORTED_VERSIONS;
 
 export interface AuditSinkLike {
   record(event: AuditEvent): Promise<void>;
@@ -38,8 +41,8 @@ export interface McpEndpointDeps {
   auditContext: AuditContext;
   clock: Clock;
   log: Logger;
-  /** Opens a new upstream connection for a session of `server`. */
-  connectUpstream: (server: string) => UpstreamConnection;
+  /** Opens a new upstream connection for a session of `server`, serving a client of `clientEra`. */
+  connectUpstream: (server: string, clientEra?: UpstreamEra) => UpstreamConnection;
   /** `publicUrl` + path of the protected resource metadata for a server. */
   resourceMetadataUrl: (server: string) => string;
   /** The limits stage (gateway/ratelimit/); absent means no rate limits. */
@@ -55,6 +58,9 @@ interface Exchange {
   readonly responder: Responder;
   readonly record: AuditRecord;
   readonly sourceIp: string | null;
+  readonly req: IncomingMessage;
+  /** The request's era (era.ts); legacy until the edge has read the body. */
+  era: Era;
   message: ParsedMessage | null;
   identity: AgentIdentity | null;
   shaped: ShapedRequest | null;
@@ -75,6 +81,8 @@ const CATALOG_REFRESH_MS = 5_000;
 const NO_ITEM = { tool: null, resource: null, prompt: null, arguments: null };
 /** Bounds on per-session bookkeeping that the agent's traffic grows. */
 const MAX_TRACKED = 1024;
+/** The upstream contexts of 2026 clients have this prefix: never an id a client can present. */
+const HELD_PREFIX = "held:";
 
 /**
  * The MCP endpoint `/mcp/NAME`. Every POST goes down one pipeline (`post`), stage after stage in
@@ -87,6 +95,8 @@ export class McpEndpoint {
   /** The real client behind trusted proxies (edge.trustedProxies): policy's request.source_ip. */
   private readonly clientIp: ClientIpResolver;
   private readonly origins: () => OriginPolicy;
+  /** 2026 clients' calls paused on input from a 2025 upstream (input-rounds.ts). */
+  private readonly parked = new ParkedCalls();
 
   constructor(private readonly deps: McpEndpointDeps) {
     const s = deps.config.sessions;
@@ -110,6 +120,7 @@ export class McpEndpoint {
       this.shape(x); // 3 what will be decided and forwarded: the method and its validated fields
       this.bindSession(x, req); // 4 the caller's own session (initialize reserves a slot for one)
       await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
+      await this.hold(x); // 5b a 2026 request: the upstream context the gateway holds for this agent
       await this.decide(x); // 6 policy on the shaped request (list items: in step 8, per item)
       await this.limit(x); // 7 rate limits named by the decision, after it, before the forward
       await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
@@ -163,6 +174,7 @@ export class McpEndpoint {
   }
 
   async close(): Promise<void> {
+    this.parked.closeAll();
     await this.sessions.closeAll();
   }
 
@@ -172,7 +184,7 @@ export class McpEndpoint {
     const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
     const responder = new Responder(res);
-    return { server, res, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false };
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -187,10 +199,8 @@ export class McpEndpoint {
     x.message = c.parsed;
     const m = c.parsed.message;
     x.record.describe({ method: "method" in m ? m.method : "", requestId: "id" in m ? m.id : null });
-    const version = header(req, "mcp-protocol-version");
-    if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-      throw new Refusal("unsupported_protocol_version", `${version.slice(0, 64)} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`, { supported: SUPPORTED_PROTOCOL_VERSIONS });
-    }
+    // The era from the body, the headers checked against it (never read as facts).
+    x.era = classifyEra(c.parsed, { protocolVersion: header(req, "mcp-protocol-version"), method: header(req, "mcp-method"), name: header(req, "mcp-name") });
   }
 
   private async identify(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -209,6 +219,8 @@ export class McpEndpoint {
   }
 
   private bindSession(x: Exchange, req: IncomingMessage): void {
+    // A 2026 request has no session (an Mcp-Session-Id it sends is ignored): stage 5b holds its context.
+    if (x.era.era === "modern") return;
     const identity = x.identity!;
     const sessionId = header(req, "mcp-session-id");
     if (x.shaped?.kind === "initialize") {
@@ -233,6 +245,55 @@ export class McpEndpoint {
     }
   }
 
+  /**
+   * A 2026 request is stateless for the client; behind it the gateway holds, per agent, server and
+   * envelope, what it needs upstream: a 2025 upstream session (initialized with the client's
+   * capabilities), or for a 2026 upstream the catalog of tool definitions. Creating one is an
+   * upstream action on the agent's behalf, so it is decided first, like the initialize it replaces.
+   */
+  private async hold(x: Exchange): Promise<void> {
+    if (x.era.era !== "modern" || x.message?.kind !== "request") return;
+    const envelope = x.era.envelope;
+    const identity = x.identity!;
+    const owner = ownerOf(identity.iss, identity.sub);
+    const key = `${HELD_PREFIX}${createHash("sha256").update(JSON.stringify([owner, x.server, envelope.clientCapabilities, envelope.clientInfo])).digest("base64url")}`;
+    const held = this.sessions.lookup(key, owner);
+    if (held) {
+      x.session = held;
+      return;
+    }
+    const decided = this.deps.policy().decide(this.input(x, "initialize", NO_ITEM, null));
+    if (!decided.decision.allow) {
+      x.record.decision(this.input(x, "initialize", NO_ITEM, null), decided);
+      x.decided = decided;
+      throw new Refusal("method_denied", "the agent may not open an upstream session (initialize)", undefined, decided.decision.message ?? "Method not found: initialize");
+    }
+    const upstreamConfig = this.deps.config.upstreams[x.server];
+    const slot = this.sessions.reserve(owner, upstreamConfig !== undefined && isStdioUpstream(upstreamConfig));
+    const upstream = this.deps.connectUpstream(x.server, "modern");
+    const init = {
+      jsonrpc: "2.0" as const,
+      id: "portcullis:hold",
+      method: "initialize",
+      params: { protocolVersion: LEGACY_UPSTREAM_VERSION, capabilities: envelope.clientCapabilities, clientInfo: envelope.clientInfo ?? { name: "portcullis", version: "unknown" } },
+    };
+    x.acted = true;
+    let answer: JsonRpcResponse;
+    try {
+      answer = await upstream.initialize(init, { timeoutMs: this.timeoutMs(x.server), agent: identity, internal: true });
+      if (answer.error) throw new UpstreamError("upstream_bad_response", `upstream refused initialize: ${answer.error.code} ${answer.error.message}`);
+      // A 2025 session: the handshake ends with notifications/initialized.
+      if (upstream.era === "legacy") await upstream.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    } catch (err) {
+      slot.release();
+      await upstream.close();
+      throw err;
+    }
+    const session = this.newSession(key, x.server, owner, upstream, answer, slot);
+    this.sessions.add(session);
+    x.session = session;
+  }
+
   private async decide(x: Exchange): Promise<void> {
     const m = x.message!;
     if (m.kind === "response") return this.decideResponse(x);
@@ -246,6 +307,8 @@ export class McpEndpoint {
       shaped.arguments = task.arguments;
     }
     const tool = shaped.tool !== null ? await this.toolDefinition(x, shaped.tool) : null;
+    // 2026: arguments the tool mirrors into Mcp-Param-* headers must agree with them; nothing is forwarded otherwise.
+    if (x.era.era === "modern" && shaped.kind === "tool_call" && tool) checkParamHeaders(paramHeadersOf(tool.inputSchema), shaped.arguments ?? {}, (n) => header(x.req, n));
     const input = this.input(x, shaped.method, shaped, tool);
     const decided = this.deps.policy().decide(input);
     x.record.decision(input, decided);
@@ -277,6 +340,7 @@ export class McpEndpoint {
 
   private async forward(x: Exchange): Promise<void> {
     const m = x.message!;
+    if (x.era.era === "modern") return this.forwardModern(x);
     if (m.kind !== "request") {
       const session = x.session!;
       // Notifications and answers to server→client requests: rebuilt, passed on, 202.
@@ -300,18 +364,112 @@ export class McpEndpoint {
     x.answer = resultAnswer(this.shapeAnswer(x, session, shaped, answer));
   }
 
+  /**
+   * A 2026 request: notifications are decided and recorded but have nowhere to go (2026 has no
+   * client notifications over HTTP); `server/discover` of a 2025 upstream is answered from its
+   * initialize; a call a 2025 upstream pauses for input becomes an input_required result.
+   */
+  private async forwardModern(x: Exchange): Promise<void> {
+    const m = x.message!;
+    if (m.kind !== "request") {
+      x.outcome = "allowed";
+      x.answer = { kind: "empty", status: 202 };
+      return;
+    }
+    const session = x.session!;
+    const shaped = x.shaped!;
+    let answer: JsonRpcResponse;
+    if (session.upstream.era === "legacy" && shaped.method === "server/discover") answer = { jsonrpc: "2.0", id: m.message.id, result: discoverResultOf(session) };
+    else if (session.upstream.era === "legacy" && (shaped.kind === "tool_call" || shaped.kind === "item")) answer = await this.callWithInputRounds(x, session, shaped);
+    else answer = await this.exchangeUpstream(x, session, shaped);
+    x.outcome = "allowed";
+    x.answer = resultAnswer(modernAnswer(this.shapeAnswer(x, session, shaped, answer), session));
+  }
+
+  /**
+   * A 2026 client's call to a 2025 upstream, which may ask for input mid-call. The first request
+   * starts the upstream call; when the upstream asks, the client gets input_required with a
+   * requestState naming the paused call; its retry (decided again, and required to be the same
+   * call) carries the answer to the upstream and waits for the next step.
+   */
+  private async callWithInputRounds(x: Exchange, session: GatewaySession, shaped: ShapedRequest): Promise<JsonRpcResponse> {
+    const id = (x.message!.message as { id: string | number }).id;
+    const owner = session.owner;
+    const digest = callDigest(shaped.method, shaped.tool ?? shaped.resource ?? shaped.prompt, shaped.arguments);
+    const relay = (msg: JsonRpcMessage) => this.relay(session, msg, (r) => x.responder.related(r));
+    let call: PausableCall;
+    x.record.upstreamStarted();
+    x.acted = true;
+    try {
+      const state = shaped.retry?.requestState;
+      if (state) {
+        const parked = this.parked.take(state, owner, x.server);
+        if (!parked) throw new Refusal("invalid_params", "requestState is unknown, expired, or not this agent's");
+        if (parked.callDigest !== digest) {
+          this.parked.take(state, owner, x.server);
+          parked.call.abort.abort();
+          throw new Refusal("invalid_params", "requestState belongs to another request (method, name and arguments must be the same)");
+        }
+        const response = shaped.retry!.inputResponses[parked.asked.key];
+        if (!isPlainObject(response)) {
+          parked.call.abort.abort();
+          throw new Refusal("invalid_params", `inputResponses lacks "${parked.asked.key}"`);
+        }
+        call = parked.call;
+        call.relayTo(relay);
+        await parked.answer({ jsonrpc: "2.0", id: parked.asked.upstreamId, result: response });
+      } else {
+        const request = this.upstreamRequest(session, shaped, id);
+        call = new PausableCall(
+          (onMessage, signal) => session.upstream.request(request, { timeoutMs: this.timeoutMs(x.server), onMessage, signal, agent: x.identity!, decisionId: x.record.decisionId }),
+          relay,
+        );
+      }
+      const step: CallStep = await call.next();
+      if (step.kind === "failed") throw step.error;
+      if (step.kind === "answer") {
+        if (step.answer.error) x.record.fail("upstream_error", `${step.answer.error.code}: ${step.answer.error.message}`);
+        return { ...step.answer, id };
+      }
+      const asked = step.request;
+      const missing = missingCapabilities(requiredCapabilities(asked.method, asked.params) ?? {}, x.era.era === "modern" ? x.era.envelope.clientCapabilities : {});
+      if (missing) {
+        await session.upstream.send({ jsonrpc: "2.0", id: asked.id, error: { code: -32601, message: `the client does not support ${asked.method}` } }).catch(() => undefined);
+        call.abort.abort();
+        throw new Refusal("missing_client_capability", `the upstream asked for ${asked.method}`, { requiredCapabilities: missing });
+      }
+      call.relayTo(() => undefined); // between rounds the client has no stream to receive on
+      const key = "input-1";
+      const requestState = this.parked.park({ owner, server: x.server, callDigest: digest, call, asked: { key, upstreamId: asked.id }, answer: (r) => session.upstream.send(r) }, this.timeoutMs(x.server));
+      const inputRequests = { [key]: { method: asked.method, ...(asked.params !== undefined && { params: asked.params }) } };
+      return { jsonrpc: "2.0", id, result: { resultType: "input_required", inputRequests, requestState } };
+    } finally {
+      x.record.upstreamFinished();
+    }
+  }
+
+  /** The request as the upstream gets it: decided fields only; for a 2025 upstream no 2026 envelope or retry members. */
+  private upstreamRequest(session: GatewaySession, shaped: ShapedRequest, id: string | number): JsonRpcRequest {
+    const request = forwardedRequest(shaped, id);
+    if (session.upstream.era !== "legacy" || !request.params) return request;
+    const { inputResponses: _answers, requestState: _state, _meta, ...rest } = request.params;
+    const meta = legacyMeta(isPlainObject(_meta) ? _meta : undefined);
+    return { ...request, params: { ...rest, ...(meta && { _meta: meta }) } };
+  }
+
   /** One request upstream, with its latency and any upstream error on record. */
   private async exchangeUpstream(x: Exchange, session: GatewaySession, shaped: ShapedRequest): Promise<JsonRpcResponse> {
     const id = (x.message!.message as { id: string | number }).id;
     x.record.upstreamStarted();
     x.acted = true;
     try {
-      const answer = await session.upstream.request(forwardedRequest(shaped, id), {
+      const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id), {
         timeoutMs: this.timeoutMs(x.server),
         onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
         // For the upstream's identity assertion (gateway/upstream-auth); never the agent's token.
         agent: x.identity!,
         decisionId: x.record.decisionId,
+        ...(session.upstream.era === "modern" && shaped.kind === "tool_call" && { headers: this.paramHeaders(x, session, shaped) }),
       });
       if (answer.error) x.record.fail("upstream_error", `${answer.error.code}: ${answer.error.message}`);
       return answer;
@@ -363,7 +521,8 @@ export class McpEndpoint {
     }
     x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), policy.revision, elapsedMs);
     x.record.list(shown, hidden);
-    return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: visible } };
+    // Filtered for this principal: no shared cache may keep it (2026 cache hints; harmless to 2025 clients).
+    return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: visible, ttlMs: typeof result.ttlMs === "number" ? result.ttlMs : 0, cacheScope: "private" } };
   }
 
   private async initialize(x: Exchange, shaped: ShapedRequest): Promise<void> {
@@ -391,21 +550,7 @@ export class McpEndpoint {
       return;
     }
     const identity = x.identity!;
-    const version = answer.result?.protocolVersion;
-    const session: GatewaySession = {
-      id: newSessionId(),
-      server: x.server,
-      owner: ownerOf(identity.iss, identity.sub),
-      upstream,
-      protocolVersion: typeof version === "string" ? version : null,
-      lastSeenMs: this.deps.clock.now(),
-      catalog: null,
-      catalogFetchedMs: 0,
-      closeStream: null,
-      serverRequests: new Map(),
-      tasks: new Map(),
-      slot: x.slot!,
-    };
+    const session = this.newSession(newSessionId(), x.server, ownerOf(identity.iss, identity.sub), upstream, answer, x.slot!);
     x.slot = null; // adopted: released when the session ends
     this.sessions.add(session);
     x.session = session;
@@ -590,6 +735,36 @@ export class McpEndpoint {
     throw new Refusal("insufficient_scope", `token lacks ${missing.join(" ")}`, { required_scopes: missing }, "Forbidden: insufficient scope", { "www-authenticate": challenge });
   }
 
+  private newSession(id: string, server: string, owner: string, upstream: UpstreamConnection, init: JsonRpcResponse, slot: SessionSlot): GatewaySession {
+    const version = init.result?.protocolVersion;
+    return {
+      id,
+      server,
+      owner,
+      upstream,
+      protocolVersion: typeof version === "string" ? version : null,
+      initResult: init.result ?? {},
+      lastSeenMs: this.deps.clock.now(),
+      catalog: null,
+      catalogFetchedMs: 0,
+      closeStream: null,
+      serverRequests: new Map(),
+      tasks: new Map(),
+      slot,
+    };
+  }
+
+  /** `Mcp-Param-*` for a 2026 upstream: the declared ones rebuilt from the decided arguments, unknown ones passed on. */
+  private paramHeaders(x: Exchange, session: GatewaySession, shaped: ShapedRequest): Record<string, string> {
+    const declared = paramHeadersOf(session.catalog?.get(shaped.tool!)?.inputSchema);
+    const known = new Set(declared.map((d) => `mcp-param-${d.header.toLowerCase()}`));
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(x.req.headers)) {
+      if (name.startsWith("mcp-param-") && !known.has(name) && typeof value === "string") out[name] = value;
+    }
+    return { ...out, ...paramHeaderValues(declared, shaped.arguments ?? {}) };
+  }
+
   private input(x: Exchange, method: string, fields: Pick<ShapedRequest, "tool" | "resource" | "prompt" | "arguments">, tool: ToolDefinition | null): PolicyInput {
     return buildPolicyInput(
       x.identity!,
@@ -600,8 +775,9 @@ export class McpEndpoint {
         arguments: fields.arguments,
         resource: fields.resource,
         prompt: fields.prompt,
-        session_id: x.session?.id ?? null,
-        protocol_version: x.session?.protocolVersion ?? null,
+        // A 2026 request has no session; the context the gateway holds for it is not one the agent knows.
+        session_id: x.era.era === "modern" ? null : (x.session?.id ?? null),
+        protocol_version: x.era.era === "modern" ? x.era.envelope.protocolVersion : (x.session?.protocolVersion ?? null),
         source_ip: x.sourceIp,
         time: new Date(this.deps.clock.now()).toISOString(),
       },
@@ -643,6 +819,41 @@ export class McpEndpoint {
   private timeoutMs(server: string): number {
     return this.deps.config.upstreams[server]?.timeoutMs ?? 60_000;
   }
+}
+
+/** The DiscoverResult of a 2025 upstream, from its InitializeResult: what a 2026 client reads first. */
+function discoverResultOf(session: GatewaySession): Record<string, unknown> {
+  const init = session.initResult;
+  return {
+    resultType: "complete",
+    supportedVersions: [...MODERN_PROTOCOL_VERSIONS],
+    capabilities: isPlainObject(init.capabilities) ? init.capabilities : {},
+    serverInfo: isPlainObject(init.serverInfo) ? init.serverInfo : { name: session.server, version: "unknown" },
+    ...(typeof init.instructions === "string" && { instructions: init.instructions }),
+    ttlMs: 0,
+    cacheScope: "private",
+  };
+}
+
+/**
+ * A result as a 2026 client reads it: `resultType` (a 2025 upstream sends none: complete) and the
+ * server's identity in `_meta`; a `resources/read` decided per principal is private to it.
+ */
+function modernAnswer(answer: JsonRpcResponse, session: GatewaySession): JsonRpcResponse {
+  const result = answer.result;
+  if (!result) return answer;
+  const meta = isPlainObject(result._meta) ? result._meta : {};
+  const serverInfo = meta[META.serverInfo] ?? (isPlainObject(session.initResult.serverInfo) ? session.initResult.serverInfo : undefined);
+  return {
+    jsonrpc: "2.0",
+    id: answer.id,
+    result: {
+      ...result,
+      resultType: typeof result.resultType === "string" ? result.resultType : "complete",
+      ...(Array.isArray(result.contents) && { ttlMs: typeof result.ttlMs === "number" ? result.ttlMs : 0, cacheScope: "private" }),
+      _meta: { ...meta, ...(serverInfo !== undefined && { [META.serverInfo]: serverInfo }) },
+    },
+  };
 }
 
 /** Any failure as a catalogue refusal; an unexpected one is logged and answered internal_error. */

@@ -24,6 +24,8 @@ export interface GatewaySession {
   readonly owner: string;
   readonly upstream: UpstreamConnection;
   protocolVersion: string | null;
+  /** The upstream's InitializeResult (for a 2026 upstream, built from server/discover). */
+  readonly initResult: Record<string, unknown>;
   lastSeenMs: number;
   /** Tool definitions last listed by the upstream (policy input `tool`). */
   catalog: Map<string, ToolDefinition> | null;

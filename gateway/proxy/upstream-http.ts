@@ -5,7 +5,16 @@ import { readBounded } from "./bounded-read.js";
 import { SseParser, SseTooLargeError } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
-import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
+import { LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, META, MODERN_VERSION, encodeHeaderValue } from "./era.js";
+
+/** `upstreams.NAME.protocol`: detected once per upstream (`auto`) or fixed by the operator. */
+export type UpstreamProtocol = "auto" | "2025-11-25" | "2026-07-28";
+
+/** A 2025 client behind a 2026 upstream: input_required rounds answered through it, at most this many per call. */
+const MAX_INPUT_ROUNDS = 16;
+/** `Mcp-Name` mirrors this body field, per method (2026-07-28 standard headers). */
+const NAME_FIELD: Readonly<Record<string, string>> = { "tools/call": "name", "prompts/get": "name", "resources/read": "uri", "tasks/get": "taskId", "tasks/update": "taskId", "tasks/cancel": "taskId" };
 
 /**
  * Streamable HTTP to an upstream over a keep-alive pool shared by all sessions of that upstream.
@@ -24,14 +33,32 @@ export class HttpUpstreamPool {
     auth: Readonly<Record<string, string>> | UpstreamAuthorizer,
     /** upstreams.NAME.maxResponseBytes: a larger JSON answer or SSE event is upstream_bad_response. */
     readonly maxResponseBytes = 16 * 1024 * 1024,
+    readonly protocol: UpstreamProtocol = "auto",
   ) {
     this.auth = auth instanceof UpstreamAuthorizer ? auth : UpstreamAuthorizer.fixed(auth);
     this.pool = new Pool(url.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
     this.streams = new Pool(url.origin, { connections: null, pipelining: 1, bodyTimeout: 0 });
     this.path = url.pathname + url.search;
   }
-  connect(): HttpUpstreamConnection {
-    return new HttpUpstreamConnection(this);
+  /** A connection for one gateway session (or, for a 2026 client, one held upstream context). */
+  connect(clientEra: UpstreamEra = "legacy"): HttpUpstreamConnection {
+    return new HttpUpstreamConnection(this, clientEra);
+  }
+
+  private detected: Promise<UpstreamEra> | null = null;
+  /**
+   * The era this upstream speaks. `auto` asks once with `server/discover` (a 2025 server refuses
+   * it: no session) and remembers the answer; a probe that cannot reach the upstream is not
+   * remembered, so the next session asks again.
+   */
+  era(probe: () => Promise<UpstreamEra>): Promise<UpstreamEra> {
+    if (this.protocol === "2025-11-25") return Promise.resolve("legacy");
+    if (this.protocol === "2026-07-28") return Promise.resolve("modern");
+    this.detected ??= probe().catch((err: unknown) => {
+      this.detected = null;
+      throw err;
+    });
+    return this.detected;
   }
   async close(): Promise<void> {
     await Promise.all([this.pool.close(), this.streams.destroy()]);
@@ -39,22 +66,145 @@ export class HttpUpstreamPool {
 }
 
 export class HttpUpstreamConnection implements UpstreamConnection {
+  era: UpstreamEra = "legacy";
   private sessionId: string | null = null;
   private protocolVersion: string | null = null;
+  /** 2026 upstream: the envelope sent on requests that carry none (a 2025 client's, the gateway's own). */
+  private envelope: Record<string, unknown> = { [META.protocolVersion]: MODERN_VERSION, [META.clientCapabilities]: {} };
+  /** 2026 upstream, 2025 client: server→client requests asked on the upstream's behalf, by the id the client answers. */
+  private readonly awaitingInput = new Map<string, { resolve: (m: JsonRpcResponse) => void; reject: (e: Error) => void }>();
+  private inputSeq = 0;
+  /** 2026 upstream: calls in flight by the client's id, so notifications/cancelled can close their stream. */
+  private readonly inFlight = new Map<string | number, AbortController>();
   /** The session's agent, for the identity assertion on requests that carry none (notifications, GET, DELETE). */
   private agent: ForwardContext["agent"];
   private readonly ids = new UpstreamIds();
 
-  constructor(private readonly upstream: HttpUpstreamPool) {}
+  constructor(
+    private readonly upstream: HttpUpstreamPool,
+    /** The era of the client this connection serves: a 2025 client gets 2026 answers translated. */
+    private readonly clientEra: UpstreamEra = "legacy",
+  ) {}
 
+  /**
+   * 2025 upstream: the client's initialize, forwarded. 2026 upstream: there is no handshake, so
+   * the client's capabilities become the envelope of every request and `server/discover`
+   * supplies what an InitializeResult says.
+   */
   async initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
-    const response = await this.request(request, opts);
-    const version = response.result?.protocolVersion;
-    if (typeof version === "string") this.protocolVersion = version;
-    return response;
+    this.era = await this.upstream.era(() => this.probe(opts));
+    if (this.era === "legacy") {
+      const response = await this.request(request, opts);
+      const version = response.result?.protocolVersion;
+      if (typeof version === "string") this.protocolVersion = version;
+      return response;
+    }
+    const p = request.params ?? {};
+    this.envelope = {
+      [META.protocolVersion]: MODERN_VERSION,
+      [META.clientCapabilities]: isObject(p.capabilities) ? p.capabilities : {},
+      ...(isObject(p.clientInfo) && { [META.clientInfo]: p.clientInfo }),
+    };
+    const answer = await this.request({ jsonrpc: "2.0", id: request.id, method: "server/discover", params: {} }, opts);
+    if (!answer.result) return answer;
+    const requested = typeof p.protocolVersion === "string" ? p.protocolVersion : "";
+    return { jsonrpc: "2.0", id: request.id, result: initializeResultOf(answer.result, requested) };
+  }
+
+  /** `server/discover` with a 2026 envelope: a result naming 2026-07-28 means a 2026 upstream; a refusal, a 2025 one. */
+  private async probe(opts: RequestOptions): Promise<UpstreamEra> {
+    const era = this.era;
+    this.era = "modern";
+    try {
+      const answer = await this.exchange({ jsonrpc: "2.0", id: `${GATEWAY_PROBE_ID}`, method: "server/discover", params: { _meta: { ...this.envelope, [META.clientInfo]: { name: "portcullis", version: "probe" } } } }, { ...opts, internal: true });
+      const versions = answer.result?.supportedVersions;
+      return Array.isArray(versions) && versions.includes(MODERN_VERSION) ? "modern" : "legacy";
+    } catch (err) {
+      if (err instanceof UpstreamError && (err.code === "upstream_http_error" || err.code === "upstream_bad_response" || err.code === "upstream_session_lost")) return "legacy";
+      throw err;
+    } finally {
+      this.era = era;
+    }
   }
 
   async request(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    if (this.era === "modern") return this.modernRequest(request, opts);
+    return this.sessionRequest(request, opts);
+  }
+
+  /**
+   * A request to a 2026 upstream: the envelope in `_meta` (the client's own when it sent one),
+   * the standard headers mirrored from the body. For a 2025 client, input_required results are
+   * turned into server→client requests on the client's stream and the call is retried with
+   * the answers, so the client sees the 2025 exchange it knows.
+   */
+  private async modernRequest(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const params = request.params ?? {};
+    if (this.clientEra === "legacy" && request.method === "logging/setLevel") {
+      // 2026 carries the log level in each request's envelope, not in a session.
+      if (typeof params.level === "string") this.envelope = { ...this.envelope, [META.logLevel]: params.level };
+      return { jsonrpc: "2.0", id: request.id, result: {} };
+    }
+    const meta = isObject(params._meta) ? params._meta : {};
+    const withEnvelope = META.protocolVersion in meta ? params : { ...params, _meta: { ...this.envelope, ...meta } };
+    const abort = new AbortController();
+    opts.signal?.addEventListener("abort", () => abort.abort(), { once: true });
+    if (!opts.internal) this.inFlight.set(request.id, abort);
+    try {
+      let current: JsonRpcRequest = { ...request, params: withEnvelope };
+      for (let round = 0; ; round++) {
+        const answer = await this.sessionRequest(current, { ...opts, signal: abort.signal });
+        const result = answer.result;
+        if (this.clientEra === "modern" || result?.resultType !== "input_required") return answer;
+        if (round >= MAX_INPUT_ROUNDS) throw new UpstreamError("upstream_bad_response", `upstream asked for input more than ${MAX_INPUT_ROUNDS} times in one call`);
+        const asked = await this.askClient(result.inputRequests, opts, abort.signal);
+        if ("error" in asked) return { jsonrpc: "2.0", id: request.id, error: asked.error };
+        current = { ...request, params: { ...withEnvelope, inputResponses: asked.responses, ...(typeof result.requestState === "string" && { requestState: result.requestState }) } };
+      }
+    } finally {
+      this.inFlight.delete(request.id);
+    }
+  }
+
+  /** Sends each input request to the client as a server→client request and collects the answers. */
+  private async askClient(requests: unknown, opts: RequestOptions, signal: AbortSignal): Promise<{ responses: Record<string, unknown> } | { error: NonNullable<JsonRpcResponse["error"]> }> {
+    if (!isObject(requests) || !opts.onMessage) throw new UpstreamError("upstream_bad_response", "upstream asked for input the client cannot be asked for");
+    const entries = Object.entries(requests);
+    const answers = await Promise.all(
+      entries.map(([, r]) => {
+        if (!isObject(r) || typeof r.method !== "string") throw new UpstreamError("upstream_bad_response", "upstream sent a malformed input request");
+        const id = `portcullis-input:${++this.inputSeq}`;
+        const answered = new Promise<JsonRpcResponse>((resolve, reject) => {
+          const timer = setTimeout(() => fail(new UpstreamError("upstream_timeout", "the client did not answer the upstream's input request in time")), opts.timeoutMs);
+          const fail = (e: Error) => {
+            clearTimeout(timer);
+            this.awaitingInput.delete(id);
+            reject(e);
+          };
+          signal.addEventListener("abort", () => fail(new UpstreamError("upstream_closed", "request aborted")), { once: true });
+          this.awaitingInput.set(id, {
+            resolve: (m) => {
+              clearTimeout(timer);
+              this.awaitingInput.delete(id);
+              resolve(m);
+            },
+            reject: fail,
+          });
+        });
+        opts.onMessage!({ jsonrpc: "2.0", id, method: r.method, ...(isObject(r.params) && { params: r.params }) });
+        return answered;
+      }),
+    );
+    const responses: Record<string, unknown> = {};
+    for (let i = 0; i < entries.length; i++) {
+      const a = answers[i]!;
+      if (a.error) return { error: a.error };
+      responses[entries[i]![0]] = a.result ?? {};
+    }
+    return { responses };
+  }
+
+  private async sessionRequest(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     const clientId = opts.internal ? null : request.id;
     const upstreamId = this.ids.assign(clientId);
     try {
@@ -71,6 +221,12 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     if (res.statusCode === 404 && this.sessionId) {
       await res.body.dump();
       throw new UpstreamError("upstream_session_lost", "upstream session expired");
+    }
+    if (this.era === "modern" && (res.statusCode === 400 || res.statusCode === 404) && contentType.startsWith("application/json")) {
+      // A 2026 server answers protocol errors (-32601, -32602, -32021, …) with an HTTP status and a JSON-RPC body: relay the error.
+      const message = parseMessage(await readAnswer(res.body, 65_536).catch(() => ""));
+      if (message && "error" in message && message.error) return { jsonrpc: "2.0", id: request.id, error: message.error };
+      throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}`);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const text = (await readAnswer(res.body, 4096).catch(() => "")).slice(0, 200);
@@ -92,13 +248,33 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if (this.era === "modern") return this.modernSend(message);
     const res = await this.post(this.ids.translateCancellation(message), { timeoutMs: 30_000 });
     await res.body.dump();
     if (res.statusCode === 404 && this.sessionId) throw new UpstreamError("upstream_session_lost", "upstream session expired");
     if (res.statusCode >= 300) throw new UpstreamError("upstream_http_error", `upstream answered HTTP ${res.statusCode}`);
   }
 
+  /**
+   * A 2026 upstream takes no client notifications or responses over HTTP: answers to its input
+   * requests complete the waiting round, a cancellation closes the call's stream (2026's way to
+   * cancel), anything else has no upstream session to go to.
+   */
+  private async modernSend(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if (!("method" in message)) {
+      const waiting = typeof message.id === "string" ? this.awaitingInput.get(message.id) : undefined;
+      waiting?.resolve(message);
+      return;
+    }
+    if (message.method === "notifications/cancelled") {
+      const id = message.params?.requestId;
+      if (typeof id === "string" || typeof id === "number") this.inFlight.get(id)?.abort();
+    }
+  }
+
   async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
+    // 2026 has no server→client stream outside a request (subscriptions/listen is a request of its own).
+    if (this.era === "modern") return "unsupported";
     const headers = await this.headers("text/event-stream", {});
     const res = await this.upstream.streams
       .request({ path: this.upstream.path, method: "GET", headers, signal })
@@ -127,6 +303,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async close(): Promise<void> {
+    for (const w of this.awaitingInput.values()) w.reject(new UpstreamError("upstream_closed", "session closed"));
     if (!this.sessionId) return;
     try {
       const res = await this.upstream.pool.request({
@@ -143,7 +320,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     this.sessionId = null;
   }
 
-  private async headers(accept: string, ctx: ForwardContext): Promise<Record<string, string>> {
+  private async headers(accept: string, ctx: ForwardContext, message?: JsonRpcMessage, extra?: Record<string, string>): Promise<Record<string, string>> {
     // Only the gateway's own configured credentials go upstream; the agent's token, cookies and
     // gateway session id are never copied (no token passthrough).
     if (ctx.agent) this.agent = ctx.agent;
@@ -155,6 +332,18 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       throw err;
     }
     const h: Record<string, string> = { ...own, accept, "content-type": "application/json" };
+    if (this.era === "modern") {
+      // The standard headers, mirrored from the body the gateway decided on (never the agent's headers).
+      Object.assign(h, extra);
+      h["mcp-protocol-version"] = MODERN_VERSION;
+      if (message && "method" in message) {
+        h["mcp-method"] = message.method;
+        const field = Object.hasOwn(NAME_FIELD, message.method) ? NAME_FIELD[message.method]! : undefined;
+        const name = field ? message.params?.[field] : undefined;
+        if (typeof name === "string") h["mcp-name"] = encodeHeaderValue(name);
+      }
+      return h;
+    }
     if (this.sessionId) h["mcp-session-id"] = this.sessionId;
     if (this.protocolVersion) h["mcp-protocol-version"] = this.protocolVersion;
     return h;
@@ -163,13 +352,13 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private async post(message: JsonRpcMessage, opts: RequestOptions) {
     const body = JSON.stringify(message);
     const ctx: ForwardContext = { agent: opts.agent, decisionId: opts.decisionId };
-    let headers = await this.headers("application/json, text/event-stream", ctx);
+    let headers = await this.headers("application/json, text/event-stream", ctx, message, opts.headers);
     let res = await this.attempt(body, headers, opts);
     // A fetched token the upstream refuses (revoked, rotated early): renew it and retry once.
     // A 401 means the upstream did not act on the message, so sending it again is safe.
     if (res.statusCode === 401 && this.upstream.auth.rejected(headers)) {
       await res.body.dump();
-      headers = await this.headers("application/json, text/event-stream", ctx);
+      headers = await this.headers("application/json, text/event-stream", ctx, message, opts.headers);
       res = await this.attempt(body, headers, opts);
     }
     return res;
@@ -236,6 +425,24 @@ export class HttpUpstreamConnection implements UpstreamConnection {
 function readAnswer(body: NodeJS.ReadableStream, limit: number): Promise<string> {
   const tooLarge = () => new UpstreamError("upstream_bad_response", `upstream answer exceeds ${limit} bytes (upstreams.NAME.maxResponseBytes)`);
   return readBounded(body, limit, tooLarge, "destroy", toUpstreamError);
+}
+
+const GATEWAY_PROBE_ID = "portcullis:probe";
+
+/** What a 2025 client's InitializeResult says, from a 2026 upstream's DiscoverResult. */
+function initializeResultOf(discover: Record<string, unknown>, requested: string): Record<string, unknown> {
+  const meta = isObject(discover._meta) ? discover._meta : {};
+  const serverInfo = isObject(discover.serverInfo) ? discover.serverInfo : isObject(meta[META.serverInfo]) ? meta[META.serverInfo] : { name: "upstream", version: "unknown" };
+  return {
+    protocolVersion: (LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LEGACY_UPSTREAM_VERSION,
+    capabilities: isObject(discover.capabilities) ? discover.capabilities : {},
+    serverInfo,
+    ...(typeof discover.instructions === "string" && { instructions: discover.instructions }),
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 function headerValue(h: IncomingHttpHeaders[string]): string | undefined {

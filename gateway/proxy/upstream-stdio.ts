@@ -19,6 +19,8 @@ interface Pending {
  * plus the configured `env`). Messages are relayed raw; responses are matched by id.
  */
 export class StdioUpstreamConnection implements UpstreamConnection {
+  /** A stdio process is spoken to with the initialize handshake (SDK v2's serveStdio answers it too). */
+  readonly era = "legacy" as const;
   private transport: StdioClientTransport | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;

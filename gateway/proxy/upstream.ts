@@ -6,7 +6,12 @@ import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcRespon
  * own upstream session, so upstream state (subscriptions, log level, server→client requests)
  * never crosses principals.
  */
+/** `legacy`: the 2025 handshake and an upstream session; `modern`: 2026-07-28, stateless. */
+export type UpstreamEra = "legacy" | "modern";
+
 export interface UpstreamConnection {
+  /** The era the upstream speaks; settled by `initialize` (auto-detected or configured). */
+  readonly era: UpstreamEra;
   /** Sends `initialize` and returns the upstream's answer; establishes the upstream session. */
   initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse>;
   /**
@@ -37,6 +42,11 @@ export interface RequestOptions {
   decisionId?: string | undefined;
   /** The gateway's own request (catalog lookup): its id is the gateway's, never an agent's. */
   internal?: boolean;
+  /**
+   * For a 2026 upstream: `Mcp-Param-*` headers, rebuilt from the decided arguments (and the
+   * agent's unknown ones, passed on); ignored by a 2025 upstream.
+   */
+  headers?: Record<string, string>;
 }
 
 /** Why an upstream exchange failed; mapped to a JSON-RPC error and audit outcome `error`. */

@@ -15,7 +15,7 @@
  */
 import type { JsonRpcErrorObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../../gateway/proxy/jsonrpc.js";
 import type { ToolDefinition } from "../../gateway/proxy/session.js";
-import { UpstreamError, type RequestOptions, type UpstreamConnection } from "../../gateway/proxy/upstream.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "../../gateway/proxy/upstream.js";
 
 /** What the fake does with one request: answer, fail, or throw, optionally after related messages. */
 export type Reply =
@@ -50,6 +50,8 @@ export const INITIALIZE_RESULT = {
 };
 
 export class FakeUpstream implements UpstreamConnection {
+  /** The era it answers as (set by a test to fake a 2026 upstream). */
+  era: UpstreamEra = "legacy";
   readonly received: Received[] = [];
   closeCount = 0;
   private stream: { onMessage: (m: JsonRpcMessage) => void; onEnd: () => void; signal: AbortSignal } | null = null;

@@ -21,7 +21,7 @@ const query = (sql: string): PolicyInput => input(["ops"], "tools/call", { tool:
  * semantics (leftmost-first alternation, \S, non-ASCII classes) that both must share.
  */
 const cases: Array<{ note: string; input: PolicyInput; allow: boolean }> = [
-  ...["initialize", "ping", "logging/setLevel", "tasks/list", "notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed"].map(
+  ...["initialize", "server/discover", "ping", "logging/setLevel", "tasks/list", "notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed"].map(
     (method) => ({ note: `protocol method ${method} with no roles`, input: input([], method, {}, []), allow: true }),
   ),
   { note: "admin/exec for an admin", input: input(["admin"], "admin/exec"), allow: false },

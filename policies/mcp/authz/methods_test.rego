@@ -35,7 +35,7 @@ request(who, method, server, fields) := {
 }
 
 protocol_methods := [
-	"initialize", "ping", "logging/setLevel", "tasks/list",
+	"initialize", "server/discover", "ping", "logging/setLevel", "tasks/list",
 	"notifications/initialized", "notifications/cancelled", "notifications/progress",
 	"notifications/roots/list_changed",
 ]

@@ -7,6 +7,9 @@ import { allow, deny, FAKE_REVISION, policyFailure, type DecideFn } from "../../
 import { progress, type UpstreamScript } from "../../fakes/upstream.js";
 import { DELETE_RECORD, ECHO, Harness, READ_FILE, UPSTREAM_TIMEOUT_MS, type Reply } from "./pipeline-harness.js";
 
+/** What every list filtered per principal carries (contract 5): no shared cache may keep it. */
+const PER_PRINCIPAL = { ttlMs: 0, cacheScope: "private" };
+
 const DECISION_META = "dev.portcullis/decision";
 const RESULT = { content: [{ type: "text", text: "region,total\nnorth,120" }], structuredContent: { rows: 1 } };
 const READ_ARGS = { path: "/data/q3.csv" };
@@ -246,7 +249,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
       const reply = await h.rpc(session, "tools/list");
 
       assert.equal(reply.status, 200);
-      assert.deepEqual(reply.json?.result, { tools: [READ_FILE, ECHO] });
+      assert.deepEqual(reply.json?.result, { tools: [READ_FILE, ECHO], ...PER_PRINCIPAL });
       const event = h.audit.only();
       assert.deepEqual([event.mcp.method, event.mcp.tool, event.outcome], ["tools/list", null, "allowed"]);
       assert.deepEqual(event.list, { visible: ["read_file", "echo"], hidden: ["delete_record"] });
@@ -265,9 +268,9 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
     it("filters each page of a paged tools/list and passes the cursor on", async () => {
       await start({ ...SCRIPT, toolPages: [[READ_FILE, DELETE_RECORD], [ECHO]] });
       const first = await h.rpc(session, "tools/list");
-      assert.deepEqual(first.json?.result, { tools: [READ_FILE], nextCursor: "page-1" });
+      assert.deepEqual(first.json?.result, { tools: [READ_FILE], nextCursor: "page-1", ...PER_PRINCIPAL });
       const second = await h.rpc(session, "tools/list", { cursor: "page-1" });
-      assert.deepEqual(second.json?.result, { tools: [ECHO] });
+      assert.deepEqual(second.json?.result, { tools: [ECHO], ...PER_PRINCIPAL });
       assert.deepEqual(h.upstream.requests("tools/list").map((r) => r.params?.cursor), [undefined, "page-1"]);
       assert.deepEqual(h.audit.events.map((e) => e.list), [{ visible: ["read_file"], hidden: ["delete_record"] }, { visible: ["echo"], hidden: [] }]);
     });
@@ -283,7 +286,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
           return target.includes("secret") ? deny() : allow();
         });
         const reply = await h.rpc(session, c.method);
-        assert.deepEqual(reply.json?.result, { [c.field]: [c.items[0]] });
+        assert.deepEqual(reply.json?.result, { [c.field]: [c.items[0]], ...PER_PRINCIPAL });
         assert.deepEqual(
           h.engine.inputs.map((i) => [i.request.method, i.request[c.key], i.tool]),
           c.targets.map((t) => [c.method, t, null]),

@@ -5,6 +5,7 @@ import type { UpstreamConnection } from "../../../gateway/proxy/upstream.js";
 
 /** An upstream that only counts how often it was closed; every other call is a test failure. */
 class FakeUpstream implements UpstreamConnection {
+  readonly era = "legacy" as const;
   closes = 0;
   initialize(): never {
     throw new Error("not used");
@@ -37,6 +38,7 @@ function setup(maxSessions = 10, bounds: { maxPerAgent?: number; maxStdio?: numb
       server: "demo",
       owner,
       upstream,
+      initResult: {},
       protocolVersion: "2025-11-25",
       lastSeenMs: clock.ms,
       catalog: null,
