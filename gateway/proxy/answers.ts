@@ -10,7 +10,9 @@ export type Answer =
   /** The OAuth-shaped 401/503 of the identity stage. */
   | { kind: "raw"; status: number; headers: Record<string, string>; body: string }
   /** The server→client stream was opened (GET). */
-  | { kind: "stream" };
+  | { kind: "stream" }
+  /** The upstream paused a primed stream: it ends without an answer, which comes on the client's resumed GET. */
+  | { kind: "paused" };
 
 const DECISION_META_KEY = "dev.portcullis/decision";
 /** Refusals of a `tools/call` that the model should read as a tool result (it can adapt or wait). */

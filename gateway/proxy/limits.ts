@@ -54,7 +54,7 @@ export function withConcurrencyLimit(conn: UpstreamConnection, slots: Semaphore,
     request: (request, opts) => guarded(() => conn.request(request, opts)),
     // Notifications and the server→client stream hold no call slot.
     send: (message) => conn.send(message),
-    listen: (onMessage, signal, onEnd) => conn.listen(onMessage, signal, onEnd),
+    listen: (onMessage, signal, onEnd, opts) => conn.listen(onMessage, signal, onEnd, opts),
     close: () => conn.close(),
   };
 }

@@ -19,7 +19,7 @@ import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
 import { newSessionId, ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
-import { sseMessage } from "./sse.js";
+import { sseMessage, ssePriming } from "./sse.js";
 import { parseStrictJson } from "./strict-json.js";
 import { UpstreamError, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
 
@@ -72,6 +72,8 @@ interface Exchange {
   answer: Answer | null;
   /** Something was sent upstream on the agent's behalf: from here, no event means no answer. */
   acted: boolean;
+  /** GET: starts writing the stream's events, held until the stream-open event is on record. */
+  streamLive: (() => void) | null;
 }
 
 /** `_meta` key of the decision id on denials. */
@@ -139,7 +141,7 @@ export class McpEndpoint {
       await this.identify(x, req);
       const session = this.ownSession(x, req);
       await this.admit(x);
-      await this.openStream(x, session);
+      await this.openStream(x, session, header(req, "last-event-id"));
     } catch (err) {
       await this.refuse(x, err);
     } finally {
@@ -184,7 +186,7 @@ export class McpEndpoint {
     const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
     const responder = new Responder(res);
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false };
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -359,7 +361,16 @@ export class McpEndpoint {
     const shaped = x.shaped!;
     if (shaped.kind === "initialize") return this.initialize(x, shaped);
     const session = x.session!;
-    const answer = await this.exchangeUpstream(x, session, shaped);
+    let answer: JsonRpcResponse;
+    try {
+      answer = await this.exchangeUpstream(x, session, shaped);
+    } catch (err) {
+      if (!(err instanceof UpstreamError && err.code === "upstream_stream_paused")) throw err;
+      // SEP-1699 polling: the answer comes on the client's resumed stream; this exchange is on record as forwarded.
+      x.outcome = "allowed";
+      x.answer = { kind: "paused" };
+      return;
+    }
     x.outcome = "allowed";
     x.answer = resultAnswer(this.shapeAnswer(x, session, shaped, answer));
   }
@@ -466,6 +477,7 @@ export class McpEndpoint {
       const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id), {
         timeoutMs: this.timeoutMs(x.server),
         onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
+        onSseEvent: (id, retry, hasMessage) => x.responder.sseEvent(id, retry, hasMessage),
         // For the upstream's identity assertion (gateway/upstream-auth); never the agent's token.
         agent: x.identity!,
         decisionId: x.record.decisionId,
@@ -558,38 +570,70 @@ export class McpEndpoint {
     x.answer = resultAnswer(answer, { "mcp-session-id": session.id });
   }
 
-  private async openStream(x: Exchange, session: GatewaySession): Promise<void> {
-    if (session.closeStream) throw new Refusal("stream_conflict");
+  /**
+   * GET: the session's server→client stream, or with Last-Event-ID the resumption of a stream the
+   * upstream paused (the upstream replays what followed that id; several may be resumed at once).
+   */
+  private async openStream(x: Exchange, session: GatewaySession, lastEventId: string | undefined): Promise<void> {
+    const resuming = lastEventId !== undefined;
+    if (!resuming && session.closeStream) throw new Refusal("stream_conflict");
     const abort = new AbortController();
     const res = x.res;
     // Claim the slot before awaiting the upstream, so a concurrent GET sees the conflict.
-    session.closeStream = () => abort.abort();
+    if (!resuming) session.closeStream = () => abort.abort();
     let state: "open" | "unsupported";
+    let nextId: string | null = null;
+    // Events the upstream sends before the stream-open event is written wait here (send() releases them).
+    let held: string[] | null = [];
+    const write = (chunk: string) => {
+      if (held) held.push(chunk);
+      else if (!res.writableEnded) res.write(chunk);
+    };
+    let upstreamEnded = false;
+    x.streamLive = () => {
+      const chunks = held ?? [];
+      held = null;
+      for (const c of chunks) res.write(c);
+      if (upstreamEnded) res.end();
+    };
     x.acted = true;
     try {
       state = await session.upstream.listen(
         (m) =>
           this.relay(session, m, (relayed) => {
-            if (!res.writableEnded) res.write(sseMessage(serialize(relayed)));
+            write(sseMessage(serialize(relayed), nextId));
+            nextId = null;
           }),
         abort.signal,
-        () => res.end(),
+        () => {
+          if (held) upstreamEnded = true;
+          else res.end();
+        },
+        {
+          ...(resuming && { lastEventId: lastEventId.slice(0, 1024) }),
+          onSseEvent: (id, retry, hasMessage) => {
+            if (hasMessage) nextId = id;
+            if (!hasMessage || retry !== null) write(ssePriming(hasMessage ? null : id, retry));
+          },
+        },
       );
     } catch (err) {
-      session.closeStream = null;
+      if (!resuming) session.closeStream = null;
       throw new Refusal("upstream_init_failed", err instanceof Error ? err.message : String(err));
     }
     if (state === "unsupported") {
-      session.closeStream = null;
+      if (!resuming) session.closeStream = null;
       throw new Refusal("method_not_allowed", "the upstream has no server→client stream", undefined, undefined, { allow: "POST, DELETE" });
     }
-    session.closeStream = () => {
-      abort.abort();
-      res.end();
-    };
+    if (!resuming) {
+      session.closeStream = () => {
+        abort.abort();
+        res.end();
+      };
+    }
     res.on("close", () => {
       abort.abort();
-      session.closeStream = null;
+      if (!resuming) session.closeStream = null;
     });
     x.outcome = "allowed";
     x.answer = { kind: "stream" };
@@ -668,9 +712,13 @@ export class McpEndpoint {
           .writeHead(answer.status, { ...answer.headers, "content-type": "application/json", "content-length": Buffer.byteLength(answer.body) })
           .end(answer.body);
       case "stream":
+        if (res.writableEnded) return;
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
         res.flushHeaders();
+        x.streamLive?.();
         return;
+      case "paused":
+        return x.responder.paused();
     }
   }
 

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import { serialize, type JsonRpcMessage, type JsonRpcResponse } from "./jsonrpc.js";
-import { sseMessage } from "./sse.js";
+import { sseMessage, ssePriming } from "./sse.js";
 
 /**
  * Answers one POSTed request. It answers plain JSON unless the upstream sends related messages
@@ -12,6 +12,8 @@ export class Responder {
   private readonly extraHeaders: Record<string, string> = {};
   /** Status of a plain JSON final answer (e.g. 403 for a scope challenge); 200 by default. */
   private finalStatus = 200;
+  /** The upstream's id for the next message event (resumable streams keep the upstream's ids). */
+  private nextEventId: string | null = null;
 
   constructor(private readonly res: ServerResponse) {}
 
@@ -27,19 +29,48 @@ export class Responder {
     return this.res.writableEnded || this.res.destroyed;
   }
 
+  /**
+   * An upstream SSE event's id and retry: an event without a message (priming) is written at
+   * once; otherwise the id goes on the message event that follows.
+   */
+  sseEvent(id: string | null, retry: number | null, hasMessage: boolean): void {
+    if (this.closed) return;
+    if (hasMessage && retry === null) {
+      this.nextEventId = id;
+      return;
+    }
+    this.startStream();
+    this.res.write(ssePriming(hasMessage ? null : id, retry));
+    if (hasMessage) this.nextEventId = id;
+  }
+
   /** A message related to the request, sent before the final response. */
   related(message: JsonRpcMessage): void {
     if (this.closed) return;
-    if (!this.streaming) {
-      this.streaming = true;
-      this.res.writeHead(200, {
-        ...this.extraHeaders,
-        "content-type": "text/event-stream",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-      });
-    }
-    this.res.write(sseMessage(serialize(message)));
+    this.startStream();
+    this.res.write(sseMessage(serialize(message), this.takeEventId()));
+  }
+
+  /** The upstream ended a primed stream before answering: end ours too, so the client resumes (GET + Last-Event-ID). */
+  paused(): void {
+    if (!this.closed) this.res.end();
+  }
+
+  private startStream(): void {
+    if (this.streaming) return;
+    this.streaming = true;
+    this.res.writeHead(200, {
+      ...this.extraHeaders,
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    });
+  }
+
+  private takeEventId(): string | null {
+    const id = this.nextEventId;
+    this.nextEventId = null;
+    return id;
   }
 
   /** The final response; ends the HTTP exchange. */
@@ -47,7 +78,7 @@ export class Responder {
     if (this.closed) return;
     const body = serialize(message);
     if (this.streaming) {
-      this.res.end(sseMessage(body));
+      this.res.end(sseMessage(body, this.takeEventId()));
       return;
     }
     this.res.writeHead(status, {

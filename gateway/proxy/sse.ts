@@ -2,7 +2,12 @@
 export interface SseEvent {
   event: string;
   data: string;
+  /** The last event id (it persists across events, as in the WHATWG parser). */
   id: string | null;
+  /** This event set the id itself (a priming event is one with an id and no data). */
+  ownId: boolean;
+  /** A `retry:` the event carried (ms). */
+  retry: number | null;
 }
 
 /** An upstream event (or a line without end) larger than the configured bound. */
@@ -28,6 +33,8 @@ export class SseParser {
   private dataChars = 0;
   private event = "";
   private id: string | null = null;
+  private ownId = false;
+  private retry: number | null = null;
   private readonly decoder = new TextDecoder();
   /** Characters examined so far (stays linear in the input: the hostile-upstream test reads it). */
   charsScanned = 0;
@@ -76,12 +83,15 @@ export class SseParser {
 
   private line(line: string): void {
     if (line === "") {
-      // An event with no data (e.g. the 2025-11-25 priming event) is not dispatched.
+      // An event without data is still dispatched when it set an id or a retry: that is the
+      // 2025-11-25 priming event, which makes the stream resumable.
       const data = this.data.join("\n");
       this.data = [];
       this.dataChars = 0;
-      if (data !== "") this.onEvent({ event: this.event || "message", data, id: this.id });
+      if (data !== "" || this.ownId || this.retry !== null) this.onEvent({ event: this.event || "message", data, id: this.id, ownId: this.ownId, retry: this.retry });
       this.event = "";
+      this.ownId = false;
+      this.retry = null;
       return;
     }
     if (line.startsWith(":")) return; // comment / keep-alive
@@ -94,11 +104,24 @@ export class SseParser {
       this.dataChars += value.length + 1;
       if (this.dataChars > this.maxEventChars) throw new SseTooLargeError(this.maxEventChars);
     } else if (field === "event") this.event = value;
-    else if (field === "id" && !value.includes("\0")) this.id = value;
+    else if (field === "id" && !value.includes("\0")) {
+      this.id = value;
+      this.ownId = true;
+    } else if (field === "retry" && /^\d{1,9}$/.test(value)) this.retry = Number(value);
   }
 }
 
 /** Serialises one message event. JSON never contains raw newlines, so one data line suffices. */
-export function sseMessage(json: string, id?: string): string {
-  return `${id ? `id: ${id}\n` : ""}event: message\ndata: ${json}\n\n`;
+export function sseMessage(json: string, id?: string | null): string {
+  return `${id ? `id: ${sseField(id)}\n` : ""}event: message\ndata: ${json}\n\n`;
+}
+
+/** A priming event: an id (and the upstream's retry) with empty data, which clients record and do not dispatch. */
+export function ssePriming(id: string | null, retry: number | null): string {
+  return `${id !== null ? `id: ${sseField(id)}\n` : ""}${retry !== null ? `retry: ${retry}\n` : ""}data:\n\n`;
+}
+
+/** An upstream's event id goes back out on one line: a CR or LF in it would start a field of its own. */
+function sseField(value: string): string {
+  return value.replace(/[\r\n]/g, "");
 }

@@ -5,7 +5,7 @@ import { readBounded } from "./bounded-read.js";
 import { SseParser, SseTooLargeError } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
-import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
+import { UpstreamError, type ListenOptions, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
 import { LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, META, MODERN_VERSION, encodeHeaderValue } from "./era.js";
 
 /** `upstreams.NAME.protocol`: detected once per upstream (`auto`) or fixed by the operator. */
@@ -272,10 +272,11 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     }
   }
 
-  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported"> {
+  async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void, opts: ListenOptions = {}): Promise<"open" | "unsupported"> {
     // 2026 has no server→client stream outside a request (subscriptions/listen is a request of its own).
     if (this.era === "modern") return "unsupported";
     const headers = await this.headers("text/event-stream", {});
+    if (opts.lastEventId !== undefined) headers["last-event-id"] = opts.lastEventId;
     const res = await this.upstream.streams
       .request({ path: this.upstream.path, method: "GET", headers, signal })
       .catch((err: unknown) => {
@@ -286,7 +287,8 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       return "unsupported";
     }
     const parser = new SseParser((e) => {
-      const m = parseMessage(e.data);
+      const m = e.data === "" ? null : parseMessage(e.data);
+      opts.onSseEvent?.(e.ownId ? e.id : null, e.retry, m !== null);
       if (m) onMessage(m);
     }, this.upstream.maxResponseBytes);
     res.body.on("data", (chunk: Buffer) => {
@@ -383,6 +385,8 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private readSse(body: NodeJS.ReadableStream & { destroy(): void }, request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     return new Promise((resolve, reject) => {
       let done = false;
+      /** The upstream primed the stream with an id: it may end it before answering, for the client to resume. */
+      let resumable = false;
       const fail = (err: UpstreamError): void => {
         if (done) return;
         done = true;
@@ -391,7 +395,9 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       };
       const parser = new SseParser((e) => {
         if (done) return;
-        const m = parseMessage(e.data);
+        const m = e.data === "" ? null : parseMessage(e.data);
+        if (e.ownId) resumable = true;
+        opts.onSseEvent?.(e.ownId ? e.id : null, e.retry, m !== null);
         if (!m) return;
         if (!("method" in m)) {
           // A response on this request's stream must be this request's: anything else is not forwarded.
@@ -415,7 +421,9 @@ export class HttpUpstreamConnection implements UpstreamConnection {
         if (!done) fail(toUpstreamError(err));
       });
       body.on("end", () => {
-        if (!done) fail(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
+        if (done) return;
+        if (resumable) fail(new UpstreamError("upstream_stream_paused", "upstream ended the stream after priming; the client resumes with Last-Event-ID"));
+        else fail(new UpstreamError("upstream_bad_response", "upstream closed the stream before responding"));
       });
     });
   }

@@ -25,15 +25,28 @@ export interface UpstreamConnection {
    * Opens the server→client stream. Resolves "unsupported" when the upstream has none; `onEnd`
    * runs when the upstream ends an open stream.
    */
-  listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void): Promise<"open" | "unsupported">;
+  listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void, opts?: ListenOptions): Promise<"open" | "unsupported">;
   /** Ends the upstream session (DELETE for HTTP, terminating the process for stdio). */
   close(): Promise<void>;
+}
+
+/**
+ * An SSE event of the upstream's, before its message (if any) goes to onMessage: its id and
+ * retry are written on to the client so that it can resume (2025-11-25 resumable streams).
+ */
+export type SseEventHook = (id: string | null, retry: number | null, hasMessage: boolean) => void;
+
+export interface ListenOptions {
+  /** A reconnecting client's Last-Event-ID, passed on so the upstream replays what followed. */
+  lastEventId?: string;
+  onSseEvent?: SseEventHook;
 }
 
 export interface RequestOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   onMessage?: (m: JsonRpcMessage) => void;
+  onSseEvent?: SseEventHook;
   /** Negotiated protocol version to announce upstream (HTTP header). */
   protocolVersion?: string | null;
   /** The verified agent, for an upstream's identity assertion (never its token). */
@@ -52,7 +65,9 @@ export interface RequestOptions {
 /** Why an upstream exchange failed; mapped to a JSON-RPC error and audit outcome `error`. */
 export class UpstreamError extends Error {
   constructor(
-    readonly code: "upstream_unreachable" | "upstream_timeout" | "upstream_http_error" | "upstream_bad_response" | "upstream_session_lost" | "upstream_closed" | "upstream_auth_failed" | "upstream_busy",
+    readonly code: "upstream_unreachable" | "upstream_timeout" | "upstream_http_error" | "upstream_bad_response" | "upstream_session_lost" | "upstream_closed" | "upstream_auth_failed" | "upstream_busy"
+      /** The upstream ended a resumable stream (after a priming id) before answering: the client resumes with GET + Last-Event-ID. */
+      | "upstream_stream_paused",
     message: string,
   ) {
     super(message);

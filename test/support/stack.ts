@@ -152,3 +152,38 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
   };
 }
+
+/** A gateway with the default bundle and a fake IdP in front of the given upstreams (audit to a temp file). */
+export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
+  const { bundle, dir } = await defaultBundle();
+  const work = mkdtempSync(join(tmpdir(), "pc-gw-"));
+  const auditFile = join(work, "audit.jsonl");
+  const port = await freePort();
+  const audience = `http://127.0.0.1:${port}/mcp`;
+  const idp = await startFakeIdp({ audience });
+  const config = parseConfig(
+    {
+      listen: { host: "127.0.0.1", port },
+      auth: { issuer: idp.issuer, audience, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
+      policy: { bundle, verificationKey: join(dir, "pub.pem") },
+      upstreams,
+      audit: { file: auditFile },
+    },
+    join(work, "gateway.yaml"),
+  );
+  const gateway = await startGateway(config, { log: process.env.PORTCULLIS_TEST_LOG ? undefined : () => undefined });
+  return {
+    gateway,
+    url: (server) => `${gateway.url}/mcp/${server}`,
+    token: (sub, roles) => idp.mint({ sub, roles, scope: "mcp:tools mcp:resources mcp:prompts", client_id: `${sub}-agent` }),
+    auditEvents: () =>
+      readFileSync(auditFile, "utf8")
+        .split("\n")
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as AuditEvent),
+    async close() {
+      await gateway.close();
+      await idp.close();
+    },
+  };
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SseParser, sseMessage, type SseEvent } from "../../../gateway/proxy/sse.js";
+import { SseParser, sseMessage, ssePriming, type SseEvent } from "../../../gateway/proxy/sse.js";
 
 function parse(chunks: string[]): SseEvent[] {
   const events: SseEvent[] = [];
@@ -10,13 +10,22 @@ function parse(chunks: string[]): SseEvent[] {
 
 describe("SSE parser", () => {
   it("joins multi-line data and keeps the event id", () => {
-    assert.deepEqual(parse(["id: 7\nevent: message\ndata: a\ndata: b\n\n"]), [{ event: "message", data: "a\nb", id: "7" }]);
+    assert.deepEqual(parse(["id: 7\nevent: message\ndata: a\ndata: b\n\n"]), [{ event: "message", data: "a\nb", id: "7", ownId: true, retry: null }]);
   });
   it("handles CRLF split across chunks", () => {
-    assert.deepEqual(parse(["data: {\"x\":1}\r", "\n\r\n"]), [{ event: "message", data: '{"x":1}', id: null }]);
+    assert.deepEqual(parse(["data: {\"x\":1}\r", "\n\r\n"]), [{ event: "message", data: '{"x":1}', id: null, ownId: false, retry: null }]);
   });
-  it("ignores comments and priming events with empty data", () => {
-    assert.deepEqual(parse([": keep-alive\n\nid: 1\ndata:\n\n", "data: x\n\n"]).map((e) => e.data), ["x"]);
+  it("ignores comments; dispatches a priming event (an id or a retry, empty data) with its id and retry", () => {
+    assert.deepEqual(parse([": keep-alive\n\nid: 1\nretry: 500\ndata:\n\n", "data: x\n\n", "data:\n\n"]), [
+      { event: "message", data: "", id: "1", ownId: true, retry: 500 },
+      // The id persists (WHATWG), but this event did not set it; an event with neither id nor data is not dispatched.
+      { event: "message", data: "x", id: "1", ownId: false, retry: null },
+    ]);
+  });
+  it("writes priming events with their id and retry, and never lets an id break its line", () => {
+    assert.equal(ssePriming("e-1", 1000), "id: e-1\nretry: 1000\ndata:\n\n");
+    assert.equal(sseMessage("{}", "a\r\nevent: x"), "id: aevent: x\nevent: message\ndata: {}\n\n");
+    assert.deepEqual(parse([ssePriming("e-1", null)]), [{ event: "message", data: "", id: "e-1", ownId: true, retry: null }]);
   });
   it("decodes UTF-8 split inside a multibyte character", () => {
     const bytes = Buffer.from("data: é\n\n");
@@ -28,7 +37,7 @@ describe("SSE parser", () => {
   });
   it("round-trips what the writer emits", () => {
     const json = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "a\nb" } });
-    assert.deepEqual(parse([sseMessage(json)]), [{ event: "message", data: json, id: null }]);
+    assert.deepEqual(parse([sseMessage(json)]), [{ event: "message", data: json, id: null, ownId: false, retry: null }]);
   });
 });
 
