@@ -28,17 +28,18 @@ export TOOLS_DIR KAFKA_PORT
 # Build inputs: TypeScript sources plus their folders (a folder's mtime changes when a file is added or removed).
 # Folders are named 'dir/.' so that 'test' never means the phony target.
 TS_DIRS    := $(wildcard gateway test bench demo)
-TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -type d 2>/dev/null)) \
-              $(shell find $(TS_DIRS) -name '*.ts' 2>/dev/null) tsconfig.json package-lock.json
+# (test/conformance/node_modules is the conformance suites' own install, not a build input.)
+TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -o -type d -print 2>/dev/null)) \
+              $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis node_modules build bundle policy-test unit integration test \
+.PHONY: help tools tools-opa tools-kafka tools-redis tools-python conformance-deps node_modules build bundle policy-test unit integration test \
         kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
-	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server (apt-get)"
+	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server (apt-get), .tools/venv (Python MCP SDK)"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
@@ -51,7 +52,11 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-kafka tools-redis
+tools: tools-opa tools-kafka tools-redis tools-python
+
+# The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
+tools-python:
+	@bash scripts/python-venv.sh
 
 # redis-server (Debian package) for the shared rate-limit tests; the test run starts its own on a free port.
 tools-redis:
@@ -112,6 +117,14 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# The MCP conformance suites and the Node 22 they need, in a project of their own (test/conformance/).
+conformance-deps: test/conformance/node_modules/.package-lock.json
+
+test/conformance/node_modules/.package-lock.json: test/conformance/package-lock.json
+	@echo "==> npm ci --prefix test/conformance"
+	npm ci --prefix test/conformance --no-audit --no-fund
+	@touch $@
+
 build: $(BUILD_STAMP)
 
 $(BUILD_STAMP): node_modules/.package-lock.json $(TS_INPUTS)
@@ -155,7 +168,7 @@ unit: build
 	@echo "==> unit tests"
 	$(MOCHA) 'dist/test/unit/**/*.test.js'
 
-integration: build
+integration: build tools-python conformance-deps
 	@echo "==> integration tests (KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT))"
 	@# --exit: the suite as a whole leaves one timer referenced after its last test (not yet traced;
 	@# every file alone exits by itself), and CI must never wait on it.
