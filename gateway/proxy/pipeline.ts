@@ -436,6 +436,9 @@ export class McpEndpoint {
           relay,
         );
       }
+      // Closing the response cancels the call (2026); once parked, the response is complete and this never fires.
+      const current = call;
+      cancelOnClose(x.res).addEventListener("abort", () => current.abort.abort(), { once: true });
       const step: CallStep = await call.next();
       if (step.kind === "failed") throw step.error;
       if (step.kind === "answer") {
@@ -473,8 +476,11 @@ export class McpEndpoint {
     const id = (x.message!.message as { id: string | number }).id;
     x.record.upstreamStarted();
     x.acted = true;
+    // 2026: closing the response is how a client cancels; in 2025 cancellation is a notification of its own.
+    const cancel = x.era.era === "modern" ? cancelOnClose(x.res) : undefined;
     try {
       const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id), {
+        ...(cancel && { signal: cancel }),
         timeoutMs: this.timeoutMs(x.server),
         onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
         onSseEvent: (id, retry, hasMessage) => x.responder.sseEvent(id, retry, hasMessage),
@@ -867,6 +873,15 @@ export class McpEndpoint {
   private timeoutMs(server: string): number {
     return this.deps.config.upstreams[server]?.timeoutMs ?? 60_000;
   }
+}
+
+/** Aborts when the client closes the connection before its answer was written. */
+function cancelOnClose(res: ServerResponse): AbortSignal {
+  const abort = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  return abort.signal;
 }
 
 /** The DiscoverResult of a 2025 upstream, from its InitializeResult: what a 2026 client reads first. */

@@ -210,6 +210,12 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     try {
       const answer = await this.exchange(upstreamId === request.id ? request : { ...request, id: upstreamId }, opts);
       return this.ids.restore(answer, upstreamId, clientId);
+    } catch (err) {
+      // An aborted call (a 2026 client closed its response, a paused call expired): a 2025 session is told.
+      if (opts.signal?.aborted && this.era === "legacy" && this.sessionId) {
+        void this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: upstreamId, reason: "the client went away" } }).catch(() => undefined);
+      }
+      throw err;
     } finally {
       this.ids.release(upstreamId);
     }

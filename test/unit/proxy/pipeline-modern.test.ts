@@ -90,6 +90,34 @@ describe("proxy pipeline: the 2026-07-28 path", () => {
       assert.deepEqual([list.json?.result.resultType, list.json?.result.cacheScope, list.json?.result.ttlMs], ["complete", "private", 0]);
     });
 
+    it("a 2026 client that closes its response cancels the upstream call (2026's cancellation)", async () => {
+      let aborted: () => void = () => undefined;
+      const sawAbort = new Promise<void>((resolve) => (aborted = resolve));
+      await h.close();
+      h = await Harness.start({
+        decide: () => allow(),
+        script: {
+          toolPages: [[ECHO]],
+          methods: {
+            "tools/call": (_req, opts) =>
+              new Promise((resolve) => {
+                opts.signal?.addEventListener("abort", () => {
+                  aborted();
+                  resolve({ error: { code: -32603, message: "cancelled" } });
+                });
+              }),
+          },
+        },
+      });
+      const b = body("tools/call", { name: "echo", arguments: {} });
+      const gone = new AbortController();
+      const sent = fetch(h.url(), { method: "POST", signal: gone.signal, headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${TOKENS.alice}`, ...headersFor(b) }, body: JSON.stringify(b) }).catch(() => "closed");
+      for (let i = 0; i < 200 && h.upstreams[0]?.upstream.requests("tools/call").length !== 1; i++) await new Promise((r) => setTimeout(r, 5));
+      gone.abort();
+      assert.equal(await sent, "closed");
+      await sawAbort;
+    });
+
     it("holds no upstream session for an agent that may not initialize", async () => {
       await h.close();
       h = await Harness.start({ decideInitialize: true, decide: (input) => (input.request.method === "initialize" ? deny("no sessions for you") : allow()) });
