@@ -47,6 +47,9 @@ export interface EraHeaders {
   name: string | undefined;
 }
 
+/** 2025 methods that 2026-07-28 removed: a 2026 request naming one is 404 -32601. */
+const REMOVED_IN_2026: ReadonlySet<string> = new Set(["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"]);
+
 /** Which body field `Mcp-Name` mirrors, per method. */
 const NAME_SOURCE: Readonly<Record<string, "name" | "uri" | "taskId">> = {
   "tools/call": "name",
@@ -90,7 +93,8 @@ export function classifyEra(parsed: ParsedMessage, headers: EraHeaders): Era {
       return { era: "legacy" };
     }
     if (headerVersion !== undefined && headerVersion !== claimedVersion) throw mismatch(headerVersion, `the body names protocol version ${claimedVersion} but MCP-Protocol-Version names ${headerVersion}`);
-    checkKnownVersion(claimedVersion);
+    checkKnownVersion(claimedVersion, MODERN_PROTOCOL_VERSIONS);
+    if (parsed.kind === "request" && REMOVED_IN_2026.has(message.method)) throw new Refusal("method_not_found", `${message.method} is not part of protocol revision ${claimedVersion}`);
     const envelope = validEnvelope(meta!, parsed.kind === "notification");
     if (parsed.kind === "request") checkStandardHeaders(message.method, params, headers, headerVersion);
     else if (headers.method !== undefined && ows(headers.method) !== message.method) throw mismatch(ows(headers.method)!, `the body names method ${message.method} but Mcp-Method names ${ows(headers.method)}`);
@@ -251,9 +255,14 @@ export function missingCapabilities(required: Record<string, unknown>, declared:
   return Object.keys(missing).length > 0 ? missing : undefined;
 }
 
-function checkKnownVersion(version: string): void {
-  if (!SUPPORTED_VERSIONS.includes(version)) {
-    throw new Refusal("unsupported_protocol_version", `${clip(version)} (supported: ${SUPPORTED_VERSIONS.join(", ")})`, { supported: SUPPORTED_VERSIONS, requested: clip(version) });
+/**
+ * A version this endpoint serves, or -32022. A request with a 2026 envelope is told the 2026
+ * versions (what server/discover lists: a 2025 version cannot be used without initialize); any
+ * other request, every version.
+ */
+function checkKnownVersion(version: string, supported: readonly string[] = SUPPORTED_VERSIONS): void {
+  if (!supported.includes(version)) {
+    throw new Refusal("unsupported_protocol_version", `${clip(version)} (supported: ${supported.join(", ")})`, { supported: [...supported], requested: clip(version) });
   }
 }
 

@@ -40,6 +40,7 @@ export const ERRORS = {
   missing_client_capability: edge(400, RpcCode.MissingRequiredClientCapability, "The request's client capabilities do not declare what it needs"),
   unknown_server: edge(404, RpcCode.InvalidRequest, "No such MCP server"),
   method_not_allowed: edge(405, RpcCode.InvalidRequest, "Method not allowed"),
+  method_not_found: edge(404, RpcCode.MethodNotFound, "Method not found"),
   // ---- sessions (outcome invalid)
   session_required: edge(400, RpcCode.InvalidRequest, "Bad Request: Mcp-Session-Id header is required"),
   session_not_found: edge(404, RpcCode.SessionNotFound, "Session not found"),

@@ -700,7 +700,7 @@ export class McpEndpoint {
       const m = x.message;
       x.answer = refusalAnswer(new Refusal("audit_unavailable"), { id: m?.kind === "request" ? m.message.id : null, isToolCall: false, isNotification: m !== null && m.kind !== "request", decisionId: null });
     }
-    this.send(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null }));
+    this.send(x, modernStatus(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null })));
   }
 
   private send(x: Exchange, answer: Answer): void {
@@ -873,6 +873,18 @@ export class McpEndpoint {
   private timeoutMs(server: string): number {
     return this.deps.config.upstreams[server]?.timeoutMs ?? 60_000;
   }
+}
+
+/**
+ * 2026-07-28 puts two errors in the HTTP status as well: an unknown method is 404 (whether the
+ * upstream does not have it or policy hides it: the two look the same) and a missing client
+ * capability 400, wherever the error came from.
+ */
+function modernStatus(x: Exchange, answer: Answer): Answer {
+  if (x.era.era !== "modern" || answer.kind !== "rpc" || !answer.message.error || answer.status !== 200) return answer;
+  const code = answer.message.error.code;
+  const status = code === RpcCode.MethodNotFound ? 404 : code === RpcCode.MissingRequiredClientCapability ? 400 : 200;
+  return status === 200 ? answer : { ...answer, status };
 }
 
 /** Aborts when the client closes the connection before its answer was written. */

@@ -74,6 +74,10 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   /** 2026 upstream, 2025 client: server→client requests asked on the upstream's behalf, by the id the client answers. */
   private readonly awaitingInput = new Map<string, { resolve: (m: JsonRpcResponse) => void; reject: (e: Error) => void }>();
   private inputSeq = 0;
+  /** 2026 upstream, 2025 client: the resources it subscribed to, watched with subscriptions/listen. */
+  private readonly subscribed = new Set<string>();
+  /** The open subscriptions/listen behind a 2025 client's GET stream, reopened when `subscribed` changes. */
+  private listening: { onMessage: (m: JsonRpcMessage) => void; onEnd: () => void; signal: AbortSignal; current: AbortController | null } | null = null;
   /** 2026 upstream: calls in flight by the client's id, so notifications/cancelled can close their stream. */
   private readonly inFlight = new Map<string | number, AbortController>();
   /** The session's agent, for the identity assertion on requests that carry none (notifications, GET, DELETE). */
@@ -140,10 +144,26 @@ export class HttpUpstreamConnection implements UpstreamConnection {
    */
   private async modernRequest(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
     const params = request.params ?? {};
-    if (this.clientEra === "legacy" && request.method === "logging/setLevel") {
-      // 2026 carries the log level in each request's envelope, not in a session.
-      if (typeof params.level === "string") this.envelope = { ...this.envelope, [META.logLevel]: params.level };
-      return { jsonrpc: "2.0", id: request.id, result: {} };
+    if (this.clientEra === "legacy") {
+      // 2025 methods 2026 removed, answered here in 2026's terms.
+      switch (request.method) {
+        case "logging/setLevel":
+          // 2026 carries the log level in each request's envelope, not in a session.
+          if (typeof params.level === "string") this.envelope = { ...this.envelope, [META.logLevel]: params.level };
+          return { jsonrpc: "2.0", id: request.id, result: {} };
+        case "ping":
+          // A liveness check of the session, which lives here: 2026 has no ping.
+          return { jsonrpc: "2.0", id: request.id, result: {} };
+        case "resources/subscribe":
+        case "resources/unsubscribe":
+          // Watched with subscriptions/listen behind the client's GET stream.
+          if (typeof params.uri === "string") {
+            if (request.method === "resources/subscribe") this.subscribed.add(params.uri);
+            else this.subscribed.delete(params.uri);
+            this.relisten();
+          }
+          return { jsonrpc: "2.0", id: request.id, result: {} };
+      }
     }
     const meta = isObject(params._meta) ? params._meta : {};
     const withEnvelope = META.protocolVersion in meta ? params : { ...params, _meta: { ...this.envelope, ...meta } };
@@ -279,8 +299,15 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   }
 
   async listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void, opts: ListenOptions = {}): Promise<"open" | "unsupported"> {
-    // 2026 has no server→client stream outside a request (subscriptions/listen is a request of its own).
-    if (this.era === "modern") return "unsupported";
+    // 2026 has no GET stream: a 2025 client's is fed by subscriptions/listen (list changes, subscribed resources).
+    if (this.era === "modern") {
+      if (this.clientEra !== "legacy") return "unsupported";
+      this.listening = { onMessage, onEnd, signal, current: null };
+      signal.addEventListener("abort", () => this.listening?.current?.abort(), { once: true });
+      const state = await this.openListen();
+      if (state === "unsupported") this.listening = null;
+      return state;
+    }
     const headers = await this.headers("text/event-stream", {});
     if (opts.lastEventId !== undefined) headers["last-event-id"] = opts.lastEventId;
     const res = await this.upstream.streams
@@ -310,7 +337,55 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     return "open";
   }
 
+  /** One subscriptions/listen request for the 2025 client's GET stream; its notifications are relayed, the rest dropped. */
+  private async openListen(): Promise<"open" | "unsupported"> {
+    const l = this.listening;
+    if (!l || l.signal.aborted) return "unsupported";
+    const abort = new AbortController();
+    l.current = abort;
+    const notifications = { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: [...this.subscribed] };
+    const message: JsonRpcRequest = { jsonrpc: "2.0", id: `${GATEWAY_LISTEN_ID}${++this.inputSeq}`, method: "subscriptions/listen", params: { notifications, _meta: this.envelope } };
+    const headers = await this.headers("application/json, text/event-stream", {}, message);
+    const res = await this.upstream.streams.request({ path: this.upstream.path, method: "POST", headers, body: JSON.stringify(message), signal: abort.signal }).catch((err: unknown) => {
+      throw toUpstreamError(err);
+    });
+    if (res.statusCode !== 200 || !(headerValue(res.headers["content-type"]) ?? "").startsWith("text/event-stream")) {
+      await res.body.dump();
+      return "unsupported";
+    }
+    const parser = new SseParser((e) => {
+      const m = e.data === "" ? null : parseMessage(e.data);
+      if (m && "method" in m && !("id" in m) && m.method !== "notifications/subscriptions/acknowledged") l.onMessage(m);
+    }, this.upstream.maxResponseBytes);
+    res.body.on("data", (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        res.body.destroy();
+      }
+    });
+    const ended = () => {
+      // Ended by a relisten (a new request replaces it) or by the upstream (the client's stream ends too).
+      if (l.current === abort && !l.signal.aborted) l.onEnd();
+    };
+    res.body.on("error", ended);
+    res.body.on("end", ended);
+    return "open";
+  }
+
+  /** The subscribed resources changed: the listen request is replaced by one naming them. */
+  private relisten(): void {
+    const l = this.listening;
+    if (!l || l.signal.aborted) return;
+    const previous = l.current;
+    l.current = null;
+    previous?.abort();
+    void this.openListen().catch(() => l.onEnd());
+  }
+
   async close(): Promise<void> {
+    this.listening?.current?.abort();
+    this.listening = null;
     for (const w of this.awaitingInput.values()) w.reject(new UpstreamError("upstream_closed", "session closed"));
     if (!this.sessionId) return;
     try {
@@ -442,6 +517,7 @@ function readAnswer(body: NodeJS.ReadableStream, limit: number): Promise<string>
 }
 
 const GATEWAY_PROBE_ID = "portcullis:probe";
+const GATEWAY_LISTEN_ID = "portcullis:listen-";
 
 /** What a 2025 client's InitializeResult says, from a 2026 upstream's DiscoverResult. */
 function initializeResultOf(discover: Record<string, unknown>, requested: string): Record<string, unknown> {

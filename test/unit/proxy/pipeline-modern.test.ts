@@ -124,6 +124,7 @@ describe("proxy pipeline: the 2026-07-28 path", () => {
       const b = body("tools/call", { name: "echo", arguments: {} });
       const reply = await h.send(b, { headers: headersFor(b) });
       assert.equal(reply.json?.error?.code, -32601);
+      assert.equal(reply.status, 404, "2026: a method not found is HTTP 404");
       assert.deepEqual(h.upstreams, []);
     });
   });
@@ -145,6 +146,8 @@ describe("proxy pipeline: the 2026-07-28 path", () => {
       { note: "an envelope without clientCapabilities", make: () => ((b) => ({ b, headers: headersFor(b) }))(body("tools/call", { name: "echo" }, { "io.modelcontextprotocol/protocolVersion": V })), status: 400, code: -32602 },
       { note: "a 2026 header and no envelope", make: () => ({ b: { jsonrpc: "2.0", id: 99, method: "tools/call", params: { name: "echo" } }, headers: { "mcp-protocol-version": V, "mcp-method": "tools/call", "mcp-name": "echo" } }), status: 400, code: -32602 },
       { note: "an envelope naming an unknown revision", make: () => ((b) => ({ b, headers: headersFor(b, { "mcp-protocol-version": "2027-01-01" }) }))(body("tools/call", { name: "echo" }, { ...ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2027-01-01" })), status: 400, code: -32022 },
+      { note: "ping, which 2026 removed", make: () => ((b) => ({ b, headers: headersFor(b) }))(body("ping")), status: 404, code: -32601 },
+      { note: "resources/subscribe, which 2026 removed", make: () => ((b) => ({ b, headers: headersFor(b) }))(body("resources/subscribe", { uri: "file:///a" })), status: 404, code: -32601 },
       { note: "initialize with a 2026 header", make: () => ({ b: { jsonrpc: "2.0", id: 98, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } }, headers: { "mcp-protocol-version": V } }), status: 400, code: -32020 },
     ];
     for (const c of refusals) {
@@ -165,11 +168,15 @@ describe("proxy pipeline: the 2026-07-28 path", () => {
       assert.equal(reply.status, 200, reply.text);
     });
 
-    it("an unsupported version is -32022 with data.supported", async () => {
+    it("an unsupported version in a 2026 envelope is -32022 naming the 2026 versions (what server/discover lists) and echoing the request", async () => {
       const b = body("tools/call", { name: "echo" }, { ...ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2030-01-01" });
       const reply = await h.send(b, { headers: headersFor(b, { "mcp-protocol-version": "2030-01-01" }) });
       assert.equal(reply.json?.error?.code, -32022);
-      assert.ok((reply.json?.error?.data.supported as string[]).includes(V) && (reply.json?.error?.data.supported as string[]).includes("2025-11-25"));
+      assert.deepEqual(reply.json?.error?.data, { supported: [V], requested: "2030-01-01" });
+      // Without an envelope the client may be of either era: every version is named.
+      const bare = await h.send({ jsonrpc: "2.0", id: 5, method: "tools/list" }, { headers: { "mcp-protocol-version": "2030-01-01" } });
+      assert.equal(bare.json?.error?.code, -32022);
+      assert.ok((bare.json?.error?.data.supported as string[]).includes(V) && (bare.json?.error?.data.supported as string[]).includes("2025-11-25"));
     });
 
     it("Mcp-Param-* must mirror the arguments the tool declares (numbers compared as numbers); nothing is forwarded otherwise", async () => {
