@@ -346,9 +346,14 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     const notifications = { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: [...this.subscribed] };
     const message: JsonRpcRequest = { jsonrpc: "2.0", id: `${GATEWAY_LISTEN_ID}${++this.inputSeq}`, method: "subscriptions/listen", params: { notifications, _meta: this.envelope } };
     const headers = await this.headers("application/json, text/event-stream", {}, message);
-    const res = await this.upstream.streams.request({ path: this.upstream.path, method: "POST", headers, body: JSON.stringify(message), signal: abort.signal }).catch((err: unknown) => {
+    let res;
+    try {
+      res = await this.upstream.streams.request({ path: this.upstream.path, method: "POST", headers, body: JSON.stringify(message), signal: abort.signal });
+    } catch (err) {
+      // Replaced by a relisten while connecting (a subscribe right after the GET): the new request carries the stream.
+      if (l.current !== abort) return "open";
       throw toUpstreamError(err);
-    });
+    }
     if (res.statusCode !== 200 || !(headerValue(res.headers["content-type"]) ?? "").startsWith("text/event-stream")) {
       await res.body.dump();
       return "unsupported";

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { startReferenceServer, type ReferenceServer } from "../fixtures/reference-server.js";
 import { runPythonClient } from "../support/python-client.js";
 import { everythingEntry, startEverythingHttp, startGatewayFor } from "../support/stack.js";
@@ -137,6 +137,24 @@ describe("every era pairing through the gateway, with real clients", function ()
       });
     }
   }
+
+  it("a 2025 client's GET stream in front of a 2026 upstream carries its list changes (subscriptions/listen behind it)", async () => {
+    const client = new ClientV1({ name: "v1-listener", version: "1.0.0" });
+    let changed!: () => void;
+    const notified = new Promise<void>((resolve) => (changed = resolve));
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => changed());
+    await client.connect(new TransportV1(new URL(gw.url("ref-2026")), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    try {
+      assert.deepEqual(await client.subscribeResource({ uri: "test://static-text" }), {});
+      // The v1 client opens its GET stream after initialize; give the listen request a moment upstream.
+      await new Promise((r) => setTimeout(r, 300));
+      await client.callTool({ name: "test_trigger_tool_change", arguments: {} });
+      await Promise.race([notified, new Promise((_, reject) => setTimeout(() => reject(new Error("no notifications/tools/list_changed on the GET stream")), 5_000))]);
+      await client.callTool({ name: "test_trigger_tool_change", arguments: {} }); // back as it was
+    } finally {
+      await client.close();
+    }
+  });
 
   it("records 2026 requests with protocol_version 2026-07-28 and no session, 2025 ones with their session", () => {
     const calls = gw.auditEvents().filter((e) => e.mcp.method === "tools/call" && e.mcp.server === "ref-auto");
