@@ -2,7 +2,7 @@ import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
 import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
 import { readBounded } from "./bounded-read.js";
-import { SseParser, SseTooLargeError } from "./sse.js";
+import { SseParser, SseTooLargeError, type SseEvent } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
 import { UpstreamError, type ListenOptions, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
@@ -319,22 +319,26 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       await res.body.dump();
       return "unsupported";
     }
-    const parser = new SseParser((e) => {
-      const m = e.data === "" ? null : parseMessage(e.data);
+    this.readStream(res.body, (m, e) => {
       opts.onSseEvent?.(e.ownId ? e.id : null, e.retry, m !== null);
       if (m) onMessage(m);
-    }, this.upstream.maxResponseBytes);
-    res.body.on("data", (chunk: Buffer) => {
-      try {
-        parser.push(chunk);
-      } catch {
-        // An oversized event ends the stream; the client reconnects (GET) if it wants more.
-        res.body.destroy();
-      }
     });
     res.body.on("error", onEnd); // also when our own signal aborted it
     res.body.on("end", onEnd);
     return "open";
+  }
+
+  /** A long-lived SSE stream's events (message or null for one without data); an oversized event ends the stream. */
+  private readStream(body: NodeJS.ReadableStream & { destroy(): void }, onEvent: (m: JsonRpcMessage | null, e: SseEvent) => void): void {
+    const parser = new SseParser((e) => onEvent(e.data === "" ? null : parseMessage(e.data), e), this.upstream.maxResponseBytes);
+    body.on("data", (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        // The client reconnects if it wants more.
+        body.destroy();
+      }
+    });
   }
 
   /** One subscriptions/listen request for the 2025 client's GET stream; its notifications are relayed, the rest dropped. */
@@ -358,16 +362,8 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       await res.body.dump();
       return "unsupported";
     }
-    const parser = new SseParser((e) => {
-      const m = e.data === "" ? null : parseMessage(e.data);
+    this.readStream(res.body, (m) => {
       if (m && "method" in m && !("id" in m) && m.method !== "notifications/subscriptions/acknowledged") l.onMessage(m);
-    }, this.upstream.maxResponseBytes);
-    res.body.on("data", (chunk: Buffer) => {
-      try {
-        parser.push(chunk);
-      } catch {
-        res.body.destroy();
-      }
     });
     const ended = () => {
       // Ended by a relisten (a new request replaces it) or by the upstream (the client's stream ends too).

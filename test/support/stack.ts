@@ -95,29 +95,16 @@ export interface StackOptions {
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  const { bundle, dir } = await defaultBundle();
   const work = mkdtempSync(join(tmpdir(), "pc-stack-"));
   const auditFile = join(work, "audit.jsonl");
   const upstreamHeaders: IncomingHttpHeaders[] = [];
   const demo = await startDemoUpstream({ onRequest: (h) => upstreamHeaders.push(h) });
   const everything = opts.everythingHttp ? await startEverythingHttp() : null;
-  const port = await freePort();
-  const audience = `http://127.0.0.1:${port}/mcp`;
-  const idp = await startFakeIdp({ audience });
-  const config = parseConfig(
-    {
-      listen: { host: "127.0.0.1", port },
-      auth: { issuer: idp.issuer, audience, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
-      policy: { bundle, verificationKey: join(dir, "pub.pem") },
-      upstreams: {
-        demo: { url: demo.url, headers: { Authorization: "Bearer upstream-secret-of-the-gateway" } },
-        ...(everything ? { everything: { url: everything.url } } : {}),
-        ...(opts.everythingStdio ? { stdio: { command: process.execPath, args: [everythingEntry, "stdio"] } } : {}),
-      },
-      audit: { file: auditFile, ...(opts.kafka ? { kafka: { brokers: opts.kafka.brokers, topic: opts.kafka.topic, createTopic: { partitions: 1, replicationFactor: 1 } } } : {}), ...(opts.audit ?? {}) },
-    },
-    join(work, "gateway.yaml"),
-  );
+  const { config, idp, audience } = await gatewayConfig(work, {
+    demo: { url: demo.url, headers: { Authorization: "Bearer upstream-secret-of-the-gateway" } },
+    ...(everything ? { everything: { url: everything.url } } : {}),
+    ...(opts.everythingStdio ? { stdio: { command: process.execPath, args: [everythingEntry, "stdio"] } } : {}),
+  }, { file: auditFile, ...(opts.kafka ? { kafka: { brokers: opts.kafka.brokers, topic: opts.kafka.topic, createTopic: { partitions: 1, replicationFactor: 1 } } } : {}), ...(opts.audit ?? {}) });
   const quiet = () => undefined;
   const gateway = await startGateway(config, { log: process.env.PORTCULLIS_TEST_LOG ? undefined : quiet });
   const clients: Client[] = [];
@@ -138,11 +125,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       clients.push(client);
       return { client, transport };
     },
-    auditEvents: () =>
-      readFileSync(auditFile, "utf8")
-        .split("\n")
-        .filter((l) => l.length > 0)
-        .map((l) => JSON.parse(l) as AuditEvent),
+    auditEvents: () => readAuditFile(auditFile),
     async close() {
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       await gateway.close();
@@ -153,11 +136,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 }
 
-/** A gateway with the default bundle and a fake IdP in front of the given upstreams (audit to a temp file). */
-export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
+/** The default bundle, a fake IdP on a free port, and these upstreams and audit sinks, parsed as `serve` would. */
+async function gatewayConfig(work: string, upstreams: Record<string, Record<string, unknown>>, audit: Record<string, unknown>) {
   const { bundle, dir } = await defaultBundle();
-  const work = mkdtempSync(join(tmpdir(), "pc-gw-"));
-  const auditFile = join(work, "audit.jsonl");
   const port = await freePort();
   const audience = `http://127.0.0.1:${port}/mcp`;
   const idp = await startFakeIdp({ audience });
@@ -167,20 +148,31 @@ export async function startGatewayFor(upstreams: Record<string, Record<string, u
       auth: { issuer: idp.issuer, audience, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
       policy: { bundle, verificationKey: join(dir, "pub.pem") },
       upstreams,
-      audit: { file: auditFile },
+      audit,
     },
     join(work, "gateway.yaml"),
   );
+  return { config, idp, audience };
+}
+
+function readAuditFile(file: string): AuditEvent[] {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as AuditEvent);
+}
+
+/** A gateway with the default bundle and a fake IdP in front of the given upstreams (audit to a temp file). */
+export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
+  const work = mkdtempSync(join(tmpdir(), "pc-gw-"));
+  const auditFile = join(work, "audit.jsonl");
+  const { config, idp } = await gatewayConfig(work, upstreams, { file: auditFile });
   const gateway = await startGateway(config, { log: process.env.PORTCULLIS_TEST_LOG ? undefined : () => undefined });
   return {
     gateway,
     url: (server) => `${gateway.url}/mcp/${server}`,
     token: (sub, roles) => idp.mint({ sub, roles, scope: "mcp:tools mcp:resources mcp:prompts", client_id: `${sub}-agent` }),
-    auditEvents: () =>
-      readFileSync(auditFile, "utf8")
-        .split("\n")
-        .filter((l) => l.length > 0)
-        .map((l) => JSON.parse(l) as AuditEvent),
+    auditEvents: () => readAuditFile(auditFile),
     async close() {
       await gateway.close();
       await idp.close();
