@@ -65,13 +65,17 @@ export interface ParkedCall {
 }
 
 const MAX_PARKED = 4096;
+/** One agent's paused calls: past this its oldest is abandoned, never another agent's. */
+const MAX_PARKED_PER_OWNER = 64;
 
 /** The calls waiting for a 2026 client's retry, bounded; each expires with its upstream timeout. */
 export class ParkedCalls {
   private readonly calls = new Map<string, ParkedCall>();
 
   park(entry: Omit<ParkedCall, "expires">, ttlMs: number): string {
-    if (this.calls.size >= MAX_PARKED) this.expire(this.calls.keys().next().value as string);
+    const mine = [...this.calls].filter(([, c]) => c.owner === entry.owner);
+    if (mine.length >= MAX_PARKED_PER_OWNER) this.expire(mine[0]![0]);
+    else if (this.calls.size >= MAX_PARKED) this.expire(this.calls.keys().next().value as string);
     const token = `pc1.${randomBytes(24).toString("base64url")}`;
     const expires = setTimeout(() => this.expire(token), ttlMs);
     expires.unref();

@@ -13,6 +13,8 @@ export type UpstreamProtocol = "auto" | "2025-11-25" | "2026-07-28";
 
 /** A 2025 client behind a 2026 upstream: input_required rounds answered through it, at most this many per call. */
 const MAX_INPUT_ROUNDS = 16;
+/** …and at most this many input requests per round (each becomes a server→client request). */
+const MAX_INPUT_REQUESTS = 16;
 /** `Mcp-Name` mirrors this body field, per method (2026-07-28 standard headers). */
 const NAME_FIELD: Readonly<Record<string, string>> = { "tools/call": "name", "prompts/get": "name", "resources/read": "uri", "tasks/get": "taskId", "tasks/update": "taskId", "tasks/cancel": "taskId" };
 
@@ -177,6 +179,13 @@ export class HttpUpstreamConnection implements UpstreamConnection {
         const result = answer.result;
         if (this.clientEra === "modern" || result?.resultType !== "input_required") return answer;
         if (round >= MAX_INPUT_ROUNDS) throw new UpstreamError("upstream_bad_response", `upstream asked for input more than ${MAX_INPUT_ROUNDS} times in one call`);
+        if (!isObject(result.inputRequests) || Object.keys(result.inputRequests).length === 0) {
+          // Only a requestState: the server wants the same call again, a little later.
+          if (typeof result.requestState !== "string") throw new UpstreamError("upstream_bad_response", "input_required without inputRequests or requestState");
+          await new Promise((r) => setTimeout(r, 50));
+          current = { ...request, params: { ...withEnvelope, requestState: result.requestState } };
+          continue;
+        }
         const asked = await this.askClient(result.inputRequests, opts, abort.signal);
         if ("error" in asked) return { jsonrpc: "2.0", id: request.id, error: asked.error };
         current = { ...request, params: { ...withEnvelope, inputResponses: asked.responses, ...(typeof result.requestState === "string" && { requestState: result.requestState }) } };
@@ -190,6 +199,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private async askClient(requests: unknown, opts: RequestOptions, signal: AbortSignal): Promise<{ responses: Record<string, unknown> } | { error: NonNullable<JsonRpcResponse["error"]> }> {
     if (!isObject(requests) || !opts.onMessage) throw new UpstreamError("upstream_bad_response", "upstream asked for input the client cannot be asked for");
     const entries = Object.entries(requests);
+    if (entries.length > MAX_INPUT_REQUESTS) throw new UpstreamError("upstream_bad_response", `upstream asked for ${entries.length} inputs in one round (at most ${MAX_INPUT_REQUESTS})`);
     const answers = await Promise.all(
       entries.map(([, r]) => {
         if (!isObject(r) || typeof r.method !== "string") throw new UpstreamError("upstream_bad_response", "upstream sent a malformed input request");
