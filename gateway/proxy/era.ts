@@ -1,5 +1,5 @@
 import { Refusal } from "./errors.js";
-import type { ParsedMessage } from "./jsonrpc.js";
+import { isObject, type ParsedMessage } from "./jsonrpc.js";
 
 /**
  * The two eras of MCP on one endpoint (DESIGN.md contract 5). The 2025 era (2024-11-05 …
@@ -50,7 +50,7 @@ export interface EraHeaders {
 /** 2025 methods that 2026-07-28 removed: a 2026 request naming one is 404 -32601. */
 const REMOVED_IN_2026: ReadonlySet<string> = new Set(["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"]);
 
-/** Which body field `Mcp-Name` mirrors, per method. */
+/** Which body field `Mcp-Name` mirrors, per method (checked on the way in, rebuilt on the way to a 2026 upstream). */
 const NAME_SOURCE: Readonly<Record<string, "name" | "uri" | "taskId">> = {
   "tools/call": "name",
   "prompts/get": "name",
@@ -134,7 +134,7 @@ function checkStandardHeaders(method: string, params: Record<string, unknown> | 
   const methodHeader = ows(headers.method);
   if (methodHeader === undefined) throw mismatch("(missing)", `the body names method ${method} but the Mcp-Method header is absent`);
   if (methodHeader !== method) throw mismatch(methodHeader, `the body names method ${method} but Mcp-Method names ${methodHeader}`);
-  const field = Object.hasOwn(NAME_SOURCE, method) ? NAME_SOURCE[method] : undefined;
+  const field = nameField(method);
   if (field === undefined) return;
   const body = params?.[field];
   const nameHeader = ows(headers.name);
@@ -145,6 +145,11 @@ function checkStandardHeaders(method: string, params: Record<string, unknown> | 
   const decoded = decodeHeaderValue(nameHeader);
   if (decoded === undefined) throw mismatch(clip(nameHeader), "the Mcp-Name header carries an invalid =?base64?…?= value");
   if (typeof body === "string" && decoded !== body) throw mismatch(clip(nameHeader), `the body carries params.${field}="${clip(body)}" but Mcp-Name names "${clip(decoded)}"`);
+}
+
+/** The body field `Mcp-Name` mirrors for `method`, if it has one. */
+export function nameField(method: string): "name" | "uri" | "taskId" | undefined {
+  return Object.hasOwn(NAME_SOURCE, method) ? NAME_SOURCE[method] : undefined;
 }
 
 /** A tool argument mirrored into an `Mcp-Param-NAME` header (its schema says `x-mcp-header: NAME`). */
@@ -293,8 +298,4 @@ function ows(v: string | undefined): string | undefined {
 
 function clip(s: string): string {
   return s.length > 128 ? `${s.slice(0, 128)}…` : s;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

@@ -55,7 +55,8 @@ export type ParseFailure = { ok: false; code: number; message: string };
 
 const isId = (v: unknown): v is JsonRpcId =>
   typeof v === "string" || (typeof v === "number" && Number.isSafeInteger(v));
-const isObject = (v: unknown): v is Record<string, unknown> =>
+/** A JSON object (not null, not an array): the one check every part of the proxy uses. */
+export const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** Classifies one decoded JSON value as a JSON-RPC message, or says why it is not one. */

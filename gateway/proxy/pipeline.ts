@@ -14,7 +14,7 @@ import { Refusal } from "./errors.js";
 import { checkParamHeaders, classifyEra, LEGACY_UPSTREAM_VERSION, legacyMeta, META, missingCapabilities, MODERN_PROTOCOL_VERSIONS, paramHeadersOf, paramHeaderValues, requiredCapabilities, SUPPORTED_VERSIONS, type Era } from "./era.js";
 import { callDigest, ParkedCalls, PausableCall, type CallStep } from "./input-rounds.js";
 import { originPolicy, type OriginPolicy } from "./origin-policy.js";
-import { classify, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
+import { classify, isObject, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
@@ -422,7 +422,7 @@ export class McpEndpoint {
           throw new Refusal("invalid_params", "requestState belongs to another request (method, name and arguments must be the same)");
         }
         const response = shaped.retry!.inputResponses[parked.asked.key];
-        if (!isPlainObject(response)) {
+        if (!isObject(response)) {
           parked.call.abort.abort();
           throw new Refusal("invalid_params", `inputResponses lacks "${parked.asked.key}"`);
         }
@@ -467,7 +467,7 @@ export class McpEndpoint {
     const request = forwardedRequest(shaped, id);
     if (session.upstream.era !== "legacy" || !request.params) return request;
     const { inputResponses: _answers, requestState: _state, _meta, ...rest } = request.params;
-    const meta = legacyMeta(isPlainObject(_meta) ? _meta : undefined);
+    const meta = legacyMeta(isObject(_meta) ? _meta : undefined);
     return { ...request, params: { ...rest, ...(meta && { _meta: meta }) } };
   }
 
@@ -507,7 +507,7 @@ export class McpEndpoint {
       return answer;
     }
     if (shaped.method === "tasks/list" && Array.isArray(result.tasks)) {
-      const tasks = result.tasks.filter((t: unknown) => isPlainObject(t) && typeof t.taskId === "string" && session.tasks.has(t.taskId));
+      const tasks = result.tasks.filter((t: unknown) => isObject(t) && typeof t.taskId === "string" && session.tasks.has(t.taskId));
       return { jsonrpc: "2.0", id: answer.id, result: { ...result, tasks } };
     }
     if (shaped.kind === "list") return this.filterList(x, session, shaped, answer, result);
@@ -526,7 +526,7 @@ export class McpEndpoint {
     const hidden: string[] = [];
     let elapsedMs = 0;
     for (const item of items) {
-      if (!isPlainObject(item)) continue;
+      if (!isObject(item)) continue;
       const name = String(item[list.nameOf]);
       const fields = list.field === "tools" ? { tool: name } : list.field === "prompts" ? { prompt: name } : { resource: name };
       const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null);
@@ -865,7 +865,7 @@ export class McpEndpoint {
   private rememberTools(session: GatewaySession, items: unknown[], reset: boolean): void {
     if (reset || !session.catalog) session.catalog = new Map();
     for (const item of items) {
-      if (isPlainObject(item) && typeof item.name === "string") session.catalog.set(item.name, item as unknown as ToolDefinition);
+      if (isObject(item) && typeof item.name === "string") session.catalog.set(item.name, item as unknown as ToolDefinition);
     }
     session.catalogFetchedMs = this.deps.clock.now();
   }
@@ -902,8 +902,8 @@ function discoverResultOf(session: GatewaySession): Record<string, unknown> {
   return {
     resultType: "complete",
     supportedVersions: [...MODERN_PROTOCOL_VERSIONS],
-    capabilities: isPlainObject(init.capabilities) ? init.capabilities : {},
-    serverInfo: isPlainObject(init.serverInfo) ? init.serverInfo : { name: session.server, version: "unknown" },
+    capabilities: isObject(init.capabilities) ? init.capabilities : {},
+    serverInfo: isObject(init.serverInfo) ? init.serverInfo : { name: session.server, version: "unknown" },
     ...(typeof init.instructions === "string" && { instructions: init.instructions }),
     ttlMs: 0,
     cacheScope: "private",
@@ -917,8 +917,8 @@ function discoverResultOf(session: GatewaySession): Record<string, unknown> {
 function modernAnswer(answer: JsonRpcResponse, session: GatewaySession): JsonRpcResponse {
   const result = answer.result;
   if (!result) return answer;
-  const meta = isPlainObject(result._meta) ? result._meta : {};
-  const serverInfo = meta[META.serverInfo] ?? (isPlainObject(session.initResult.serverInfo) ? session.initResult.serverInfo : undefined);
+  const meta = isObject(result._meta) ? result._meta : {};
+  const serverInfo = meta[META.serverInfo] ?? (isObject(session.initResult.serverInfo) ? session.initResult.serverInfo : undefined);
   return {
     jsonrpc: "2.0",
     id: answer.id,
@@ -951,8 +951,4 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

@@ -1,12 +1,12 @@
 import { Pool, errors as undiciErrors } from "undici";
 import type { IncomingHttpHeaders } from "undici/types/header.js";
-import { parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
+import { isObject, parseMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from "./jsonrpc.js";
 import { readBounded } from "./bounded-read.js";
 import { SseParser, SseTooLargeError, type SseEvent } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
 import { UpstreamError, type ListenOptions, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
-import { LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, META, MODERN_VERSION, encodeHeaderValue } from "./era.js";
+import { LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, META, MODERN_VERSION, encodeHeaderValue, nameField } from "./era.js";
 
 /** `upstreams.NAME.protocol`: detected once per upstream (`auto`) or fixed by the operator. */
 export type UpstreamProtocol = "auto" | "2025-11-25" | "2026-07-28";
@@ -15,8 +15,6 @@ export type UpstreamProtocol = "auto" | "2025-11-25" | "2026-07-28";
 const MAX_INPUT_ROUNDS = 16;
 /** …and at most this many input requests per round (each becomes a server→client request). */
 const MAX_INPUT_REQUESTS = 16;
-/** `Mcp-Name` mirrors this body field, per method (2026-07-28 standard headers). */
-const NAME_FIELD: Readonly<Record<string, string>> = { "tools/call": "name", "prompts/get": "name", "resources/read": "uri", "tasks/get": "taskId", "tasks/update": "taskId", "tasks/cancel": "taskId" };
 
 /**
  * Streamable HTTP to an upstream over a keep-alive pool shared by all sessions of that upstream.
@@ -432,7 +430,7 @@ export class HttpUpstreamConnection implements UpstreamConnection {
       h["mcp-protocol-version"] = MODERN_VERSION;
       if (message && "method" in message) {
         h["mcp-method"] = message.method;
-        const field = Object.hasOwn(NAME_FIELD, message.method) ? NAME_FIELD[message.method]! : undefined;
+        const field = nameField(message.method);
         const name = field ? message.params?.[field] : undefined;
         if (typeof name === "string") h["mcp-name"] = encodeHeaderValue(name);
       }
@@ -540,10 +538,6 @@ function initializeResultOf(discover: Record<string, unknown>, requested: string
     serverInfo,
     ...(typeof discover.instructions === "string" && { instructions: discover.instructions }),
   };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 function headerValue(h: IncomingHttpHeaders[string]): string | undefined {
