@@ -6,7 +6,8 @@ import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type Toke
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
 import { startPolicy, type PolicyRuntime } from "./policy.js";
-import { createHttpServer, HttpUpstreamPool, McpEndpoint, originPolicy, StdioUpstreamConnection, type UpstreamConnection, type UpstreamEra } from "../proxy/index.js";
+import { createHttpServer, HttpUpstreamPool, LocalSessionLedger, McpEndpoint, originPolicy, RedisSessionLedger, SessionSealer, StdioUpstreamConnection, type ConnectUpstream, type SessionLedger } from "../proxy/index.js";
+import { SharedRedis } from "../shared/redis.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
 import { guardUpstreams, InFlight } from "../proxy/index.js";
 import { createRateLimiter } from "../ratelimit/index.js";
@@ -142,14 +143,16 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     // The gateway's own credentials per upstream (gateway/upstream-auth): never the agent's token.
     if (!isStdioUpstream(u)) pools.set(name, new HttpUpstreamPool(new URL(u.url), upstreamAuthorizer(name, u, { clock, ids: overrides.ids ?? randomIds }), u.maxResponseBytes, u.protocol));
   }
-  const connectUpstream = (server: string, clientEra?: UpstreamEra): UpstreamConnection => {
+  const connectUpstream: ConnectUpstream = (server, clientEra, resumeFrom) => {
     const u = config.upstreams[server];
     if (!u) throw new Error(`unknown upstream ${server}`);
     if (isStdioUpstream(u)) {
       log("info", "spawning stdio upstream", { server, command: u.command, args: u.args });
       return new StdioUpstreamConnection(u, (msg) => log("debug", msg, { server }));
     }
-    return pools.get(server)!.connect(clientEra);
+    const pool = pools.get(server)!;
+    // A sealed session names an HTTP upstream session; a stdio one only its initialize (a new process).
+    return resumeFrom?.kind === "http" ? pool.resume(clientEra ?? "legacy", resumeFrom) : pool.connect(clientEra);
   };
   // Set by the HTTP part's drain: past its deadline the pools were cut, not closed gracefully.
   let cutCalls = 0;
@@ -165,6 +168,19 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   const limits = await createRateLimiter(config.rateLimits, { clock, log });
   parts.add({ name: "limits", stop: () => limits.close(), status: () => ({ store: config.rateLimits.store }) });
 
+  // Sessions any replica serves (DESIGN.md contract 5): sealed ids, one ledger of ends.
+  const sessionsConfig = config.sessions;
+  const sealer = sessionsConfig.sealKeys ? new SessionSealer(sessionsConfig.sealKeys.map((k) => ({ id: k.id, key: Buffer.from(k.key, "base64") }))) : undefined;
+  if (!sealer) log("info", "sessions: no sessions.sealKeys, using a key of this process (sessions end with it; set sealKeys for several replicas)");
+  const localLedger = new LocalSessionLedger(() => clock.now(), sessionsConfig.maxLifetimeSeconds * 1000);
+  let ledger: SessionLedger = localLedger;
+  if (sessionsConfig.store === "redis") {
+    const r = config.rateLimits.redis!;
+    const redis = await SharedRedis.start({ url: r.url, timeoutMs: r.timeoutMs, log, clock, user: "sessions", downMode: sessionsConfig.onRedisDown });
+    ledger = new RedisSessionLedger(redis, sessionsConfig.redisKeyPrefix, sessionsConfig.onRedisDown, localLedger);
+    parts.add({ name: "session-ledger", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
+  }
+
   let publicUrl = config.publicUrl ?? "";
   // Known once the server listens (port 0 picks one): the names and origins the gateway serves.
   let origins = originPolicy({ allowedOrigins: config.edge.allowedOrigins, allowedHosts: config.edge.allowedHosts, publicUrl: config.publicUrl });
@@ -177,6 +193,8 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     clock,
     log,
     connectUpstream: guardUpstreams(config.upstreams, connectUpstream),
+    ...(sealer && { sealer }),
+    ledger,
     limits,
     resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
     origins: () => origins,

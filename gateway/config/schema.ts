@@ -191,6 +191,30 @@ const sessionsSchema = z
     maxPerAgent: z.number().int().positive().default(64),
     /** Sessions whose upstream is a stdio process (each one is a child process of the gateway). */
     maxStdio: z.number().int().positive().default(32),
+    /** No replica serves a session after this, whatever its activity (sealed into the id). */
+    maxLifetimeSeconds: z.number().int().positive().default(86_400),
+    /**
+     * Keys that seal session ids (DESIGN.md contract 5): the first seals, all open. Without them a
+     * gateway makes a key of its own at start, and its sessions end with the process.
+     */
+    sealKeys: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "must be 1-32 letters, digits, '_' or '-'"),
+            key: z.string().refine((k) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(k) && Buffer.from(k, "base64").length === 32, "must be 32 random bytes, base64 (openssl rand -base64 32)"),
+          })
+          .strict(),
+      )
+      .min(1)
+      .refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, "key ids must be unique")
+      .optional(),
+    /** Where replicas agree that a session ended: `local` (this process) or `redis` (rateLimits.redis). */
+    store: z.enum(["local", "redis"]).default("local"),
+    /** Prefix of the session keys in that Redis. */
+    redisKeyPrefix: z.string().default("portcullis:s:"),
+    /** While that Redis cannot be asked: `refuse` session requests (503) or trust what this replica knows. */
+    onRedisDown: z.enum(["local", "refuse"]).default("refuse"),
   })
   .strict();
 
@@ -254,12 +278,14 @@ export const configSchema = z
       .record(z.string().regex(upstreamName, "upstream names are letters, digits, '_' and '-'"), upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, "at least one upstream is required"),
     audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096, mask: { paths: [], keys: [], defaultKeys: true }, onFull: "reject", ...AUDIT_BOUNDS_DEFAULTS }),
-    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000, maxPerAgent: 64, maxStdio: 32 }),
+    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000, maxPerAgent: 64, maxStdio: 32, maxLifetimeSeconds: 86_400, store: "local", redisKeyPrefix: "portcullis:s:", onRedisDown: "refuse" }),
     edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
   })
-  .strict();
+  .strict()
+  // The session ledger lives in the Redis of the rate limits: one connection setting, not two.
+  .refine((c) => c.sessions.store !== "redis" || c.rateLimits.redis !== undefined, { message: "store: redis needs rateLimits.redis.url (the same Redis as the rate limits)", path: ["sessions", "store"] });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;

@@ -45,6 +45,8 @@ export const ERRORS = {
   session_required: edge(400, RpcCode.InvalidRequest, "Bad Request: Mcp-Session-Id header is required"),
   session_not_found: edge(404, RpcCode.SessionNotFound, "Session not found"),
   session_limit: edge(503, RpcCode.InternalError, "Too many sessions; try again later"),
+  // Shared session store (sessions.store: redis) unreachable and sessions.onRedisDown: refuse.
+  session_store_unavailable: { status: 503, rpc: RpcCode.InternalError, outcome: "error", message: "Session store unavailable; try again shortly", inBand: false },
   session_quota: edge(429, RpcCode.InternalError, "Too many sessions for this agent; end one first"),
   stream_conflict: edge(409, RpcCode.InvalidRequest, "A stream is already open for this session"),
   unexpected_response: edge(400, RpcCode.InvalidRequest, "Invalid Request: no server request is waiting for this response"),

@@ -1,7 +1,7 @@
 import type { DecisionOutcome } from "../policy/index.js";
 import { Semaphore, type LimitVerdict, type RateLimiter } from "../ratelimit/index.js";
 import { Refusal } from "./errors.js";
-import { UpstreamError, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
+import { UpstreamError, type ConnectUpstream, type UpstreamConnection } from "./upstream.js";
 
 /** `_meta` key of the retry hint on a shed `tools/call` result (and `error.data` members otherwise). */
 export const RATE_LIMIT_META_KEY = "dev.portcullis/rate_limit";
@@ -56,18 +56,20 @@ export function withConcurrencyLimit(conn: UpstreamConnection, slots: Semaphore,
     send: (message) => conn.send(message),
     listen: (onMessage, signal, onEnd, opts) => conn.listen(onMessage, signal, onEnd, opts),
     close: () => conn.close(),
+    state: () => conn.state(),
+    detach: () => conn.detach(),
   };
 }
 
 /** Wraps an upstream connection factory so each upstream holds at most its `maxConcurrent` calls. */
 export function guardUpstreams(
   upstreams: Record<string, { maxConcurrent?: number }>,
-  connect: (server: string, clientEra?: UpstreamEra) => UpstreamConnection,
-): (server: string, clientEra?: UpstreamEra) => UpstreamConnection {
+  connect: ConnectUpstream,
+): ConnectUpstream {
   const slots = new Map<string, Semaphore>();
   for (const [name, u] of Object.entries(upstreams)) if (u.maxConcurrent !== undefined) slots.set(name, new Semaphore(u.maxConcurrent));
-  return (server, clientEra) => {
-    const conn = connect(server, clientEra);
+  return (server, clientEra, resumeFrom) => {
+    const conn = connect(server, clientEra, resumeFrom);
     const s = slots.get(server);
     return s ? withConcurrencyLimit(conn, s, server) : conn;
   };

@@ -14,14 +14,17 @@ import { Refusal } from "./errors.js";
 import { checkParamHeaders, classifyEra, LEGACY_UPSTREAM_VERSION, legacyMeta, META, missingCapabilities, MODERN_PROTOCOL_VERSIONS, paramHeadersOf, paramHeaderValues, requiredCapabilities, SUPPORTED_VERSIONS, type Era } from "./era.js";
 import { callDigest, ParkedCalls, PausableCall, type CallStep } from "./input-rounds.js";
 import { originPolicy, type OriginPolicy } from "./origin-policy.js";
-import { classify, isObject, RpcCode, serialize, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
+import { classify, isObject, RpcCode, serialize, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
-import { newSessionId, ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
+import { ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
+import { LocalSessionLedger, type SessionLedger } from "./session-ledger.js";
+import { SessionSealer } from "./session-seal.js";
+import { REPLICA_ID } from "./upstream-ids.js";
 import { sseMessage, ssePriming } from "./sse.js";
 import { parseStrictJson } from "./strict-json.js";
-import { UpstreamError, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
+import { UpstreamError, type ConnectUpstream, type UpstreamConnection } from "./upstream.js";
 
 /** Protocol revisions this endpoint serves, newest first (both eras: era.ts). */
 export const SUPPORTED_PROTOCOL_VERSIONS = SUPPORTED_VERSIONS;
@@ -41,8 +44,12 @@ export interface McpEndpointDeps {
   auditContext: AuditContext;
   clock: Clock;
   log: Logger;
-  /** Opens a new upstream connection for a session of `server`, serving a client of `clientEra`. */
-  connectUpstream: (server: string, clientEra?: UpstreamEra) => UpstreamConnection;
+  /** Opens (or with a sealed state, resumes) an upstream connection for a session of `server`. */
+  connectUpstream: ConnectUpstream;
+  /** sessions.sealKeys; absent: a key of this process's own (its sessions end with it). */
+  sealer?: SessionSealer;
+  /** Where replicas agree a session ended (sessions.store); absent: this process's own. */
+  ledger?: SessionLedger;
   /** `publicUrl` + path of the protected resource metadata for a server. */
   resourceMetadataUrl: (server: string) => string;
   /** The limits stage (gateway/ratelimit/); absent means no rate limits. */
@@ -74,6 +81,8 @@ interface Exchange {
   acted: boolean;
   /** GET: starts writing the stream's events, held until the stream-open event is on record. */
   streamLive: (() => void) | null;
+  /** An agent's response: the upstream's own id of the server→client request it answers. */
+  answering: JsonRpcId | null;
 }
 
 /** `_meta` key of the decision id on denials. */
@@ -81,10 +90,12 @@ export const DECISION_META_KEY = "dev.portcullis/decision";
 /** Re-listing the upstream's tools to learn an unseen tool's definition happens at most this often. */
 const CATALOG_REFRESH_MS = 5_000;
 const NO_ITEM = { tool: null, resource: null, prompt: null, arguments: null };
-/** Bounds on per-session bookkeeping that the agent's traffic grows. */
-const MAX_TRACKED = 1024;
 /** The upstream contexts of 2026 clients have this prefix: never an id a client can present. */
 const HELD_PREFIX = "held:";
+/** Server→client request ids as the agent sees them: sealed, so any replica can take the answer. */
+const SERVER_REQUEST_PREFIX = "portcullis:r:";
+/** How long an agent has to answer a server→client request (the upstream gives up long before). */
+const SERVER_REQUEST_TTL_MS = 60 * 60_000;
 
 /**
  * The MCP endpoint `/mcp/NAME`. Every POST goes down one pipeline (`post`), stage after stage in
@@ -99,15 +110,28 @@ export class McpEndpoint {
   private readonly origins: () => OriginPolicy;
   /** 2026 clients' calls paused on input from a 2025 upstream (input-rounds.ts). */
   private readonly parked = new ParkedCalls();
+  private readonly sealer: SessionSealer;
 
   constructor(private readonly deps: McpEndpointDeps) {
     const s = deps.config.sessions;
+    this.sealer = deps.sealer ?? SessionSealer.ephemeral();
+    const now = () => deps.clock.now();
+    const isStdio = (server: string) => {
+      const u = deps.config.upstreams[server];
+      return u !== undefined && isStdioUpstream(u);
+    };
     this.sessions = new SessionStore({
       idleTimeoutMs: s.idleTimeoutSeconds * 1000,
       maxSessions: s.maxSessions,
       maxPerAgent: s.maxPerAgent,
       maxStdio: s.maxStdio,
-      now: deps.clock.now,
+      maxLifetimeMs: s.maxLifetimeSeconds * 1000,
+      now,
+      sealer: this.sealer,
+      ledger: deps.ledger ?? new LocalSessionLedger(now, s.maxLifetimeSeconds * 1000),
+      resume: (server, state) => deps.connectUpstream(server, "legacy", state),
+      isStdio,
+      durable: deps.sealer !== undefined,
     });
     this.clientIp = clientIpResolver(deps.config.edge.trustedProxies ?? []);
     const fixed = originPolicy({ allowedOrigins: deps.config.edge.allowedOrigins });
@@ -120,9 +144,10 @@ export class McpEndpoint {
       await this.edge(x, req); // 1 Origin, media type, size, one unambiguous JSON-RPC message, version
       await this.identify(x, req); // 2 bearer JWT → verified identity; a session is never a credential
       this.shape(x); // 3 what will be decided and forwarded: the method and its validated fields
-      this.bindSession(x, req); // 4 the caller's own session (initialize reserves a slot for one)
+      await this.bindSession(x, req); // 4 the caller's own session, from any replica (initialize reserves a slot for one)
       await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
       await this.hold(x); // 5b a 2026 request: the upstream context the gateway holds for this agent
+      await this.restart(x); // 5c a stdio session new to this replica: its process started and initialized
       await this.decide(x); // 6 policy on the shaped request (list items: in step 8, per item)
       await this.limit(x); // 7 rate limits named by the decision, after it, before the forward
       await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
@@ -139,8 +164,9 @@ export class McpEndpoint {
     try {
       this.checkOrigin(req);
       await this.identify(x, req);
-      const session = this.ownSession(x, req);
+      const session = await this.ownSession(x, req);
       await this.admit(x);
+      await this.restart(x);
       await this.openStream(x, session, header(req, "last-event-id"));
     } catch (err) {
       await this.refuse(x, err);
@@ -155,7 +181,7 @@ export class McpEndpoint {
     try {
       this.checkOrigin(req);
       await this.identify(x, req);
-      const session = this.ownSession(x, req);
+      const session = await this.ownSession(x, req);
       x.acted = true;
       await this.sessions.end(session.id);
       x.outcome = "allowed";
@@ -186,7 +212,7 @@ export class McpEndpoint {
     const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
     const responder = new Responder(res);
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null };
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -220,7 +246,7 @@ export class McpEndpoint {
     else if (m.kind === "notification") x.shaped = shapeNotification(m.message);
   }
 
-  private bindSession(x: Exchange, req: IncomingMessage): void {
+  private async bindSession(x: Exchange, req: IncomingMessage): Promise<void> {
     // A 2026 request has no session (an Mcp-Session-Id it sends is ignored): stage 5b holds its context.
     if (x.era.era === "modern") return;
     const identity = x.identity!;
@@ -233,8 +259,7 @@ export class McpEndpoint {
       x.slot = this.sessions.reserve(ownerOf(identity.iss, identity.sub), upstream !== undefined && isStdioUpstream(upstream));
       return;
     }
-    x.session = this.ownSession(x, req);
-    x.record.describe({ sessionId: x.session.id });
+    await this.ownSession(x, req);
   }
 
   private async admit(x: Exchange): Promise<void> {
@@ -259,7 +284,7 @@ export class McpEndpoint {
     const identity = x.identity!;
     const owner = ownerOf(identity.iss, identity.sub);
     const key = `${HELD_PREFIX}${createHash("sha256").update(JSON.stringify([owner, x.server, envelope.clientCapabilities, envelope.clientInfo])).digest("base64url")}`;
-    const held = this.sessions.lookup(key, owner);
+    const held = this.sessions.heldBy(key, owner);
     if (held) {
       x.session = held;
       return;
@@ -291,9 +316,45 @@ export class McpEndpoint {
       await upstream.close();
       throw err;
     }
-    const session = this.newSession(key, x.server, owner, upstream, answer, slot);
-    this.sessions.add(session);
-    x.session = session;
+    x.session = this.sessions.hold(key, { server: x.server, owner, upstream, protocolVersion: protocolVersionOf(answer), initResult: answer.result ?? {}, slot });
+  }
+
+  /**
+   * A stdio session whose process is not on this replica (it was started on another, or before a
+   * restart): a new process, initialized with the client's original parameters. That is an
+   * upstream action on the agent's behalf, so it is decided first, as the initialize it repeats.
+   * What the old process held (subscriptions, calls in flight, its memory) is not carried over.
+   */
+  private async restart(x: Exchange): Promise<void> {
+    const session = x.session;
+    if (!session?.pendingInit) return;
+    if (!session.starting) {
+      const decided = this.deps.policy().decide(this.input(x, "initialize", NO_ITEM, null));
+      if (!decided.decision.allow) {
+        x.record.decision(this.input(x, "initialize", NO_ITEM, null), decided);
+        x.decided = decided;
+        throw new Refusal("method_denied", "the agent may not open an upstream session (initialize)", undefined, decided.decision.message ?? "Method not found: initialize");
+      }
+      const params = session.pendingInit;
+      session.starting = (async () => {
+        const answer = await session.upstream.initialize({ jsonrpc: "2.0", id: "portcullis:restart", method: "initialize", params }, { timeoutMs: this.timeoutMs(x.server), agent: x.identity!, internal: true });
+        if (answer.error) throw new UpstreamError("upstream_bad_response", `upstream refused initialize: ${answer.error.code} ${answer.error.message}`);
+        await session.upstream.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+        session.pendingInit = null;
+        this.deps.log("info", "stdio upstream restarted for a session from another replica", { server: x.server, session: session.handle });
+      })();
+      // A failed start is not retried by this copy: the next request rebuilds the session afresh.
+      session.starting.catch(() => void this.sessions.evict(session.id));
+    }
+    x.acted = true;
+    try {
+      await session.starting;
+    } catch (err) {
+      this.deps.log("warn", "stdio upstream restart failed", { server: x.server, error: String(err) });
+      const code = err instanceof UpstreamError ? err.code : "error";
+      x.record.fail(code, String(err instanceof Error ? err.message : err));
+      throw new Refusal("upstream_failed", undefined, { code });
+    }
   }
 
   private async decide(x: Exchange): Promise<void> {
@@ -303,7 +364,7 @@ export class McpEndpoint {
     if (shaped.kind === "list") return; // each listed item is decided once the upstream has listed them
     if (shaped.kind === "task") {
       // A task is decided as the call that created it: same tool, same arguments.
-      const task = x.session!.tasks.get(shaped.taskId!);
+      const task = await this.sessions.ledger.getTask(x.session!.handle, shaped.taskId!);
       if (!task) throw new Refusal("unknown_task", shaped.taskId!.slice(0, 128));
       shaped.tool = task.tool;
       shaped.arguments = task.arguments;
@@ -350,8 +411,8 @@ export class McpEndpoint {
         m.kind === "notification"
           ? forwardedNotification(x.shaped!)
           : m.message.error
-            ? { jsonrpc: "2.0" as const, id: m.message.id, error: m.message.error }
-            : { jsonrpc: "2.0" as const, id: m.message.id, result: m.message.result ?? {} };
+            ? { jsonrpc: "2.0" as const, id: x.answering!, error: m.message.error }
+            : { jsonrpc: "2.0" as const, id: x.answering!, result: m.message.result ?? {} };
       x.acted = true;
       await session.upstream.send(message);
       x.outcome = "allowed";
@@ -372,7 +433,7 @@ export class McpEndpoint {
       return;
     }
     x.outcome = "allowed";
-    x.answer = resultAnswer(this.shapeAnswer(x, session, shaped, answer));
+    x.answer = resultAnswer(await this.shapeAnswer(x, session, shaped, answer));
   }
 
   /**
@@ -394,7 +455,7 @@ export class McpEndpoint {
     else if (session.upstream.era === "legacy" && (shaped.kind === "tool_call" || shaped.kind === "item")) answer = await this.callWithInputRounds(x, session, shaped);
     else answer = await this.exchangeUpstream(x, session, shaped);
     x.outcome = "allowed";
-    x.answer = resultAnswer(modernAnswer(this.shapeAnswer(x, session, shaped, answer), session));
+    x.answer = resultAnswer(modernAnswer(await this.shapeAnswer(x, session, shaped, answer), session));
   }
 
   /**
@@ -497,17 +558,22 @@ export class McpEndpoint {
   }
 
   /** What the agent may see of an answer: lists filtered per item, tasks remembered. */
-  private shapeAnswer(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse): JsonRpcResponse {
+  private async shapeAnswer(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse): Promise<JsonRpcResponse> {
     const result = answer.result;
     if (!result) return answer;
     if (shaped.kind === "tool_call") {
       x.record.toolResult(result);
       const task = (result.task as { taskId?: unknown } | undefined)?.taskId;
-      if (typeof task === "string") remember(session.tasks, task, { tool: shaped.tool!, arguments: shaped.arguments ?? {} });
+      if (typeof task === "string") {
+        const lifetimeMs = Math.min(session.expiresMs - this.deps.clock.now(), this.deps.config.sessions.maxLifetimeSeconds * 1000);
+        await this.sessions.ledger.putTask(session.handle, task, { tool: shaped.tool!, arguments: shaped.arguments ?? {} }, lifetimeMs);
+      }
       return answer;
     }
     if (shaped.method === "tasks/list" && Array.isArray(result.tasks)) {
-      const tasks = result.tasks.filter((t: unknown) => isObject(t) && typeof t.taskId === "string" && session.tasks.has(t.taskId));
+      const ids = result.tasks.flatMap((t: unknown) => (isObject(t) && typeof t.taskId === "string" ? [t.taskId] : []));
+      const mine = await this.sessions.ledger.knownTasks(session.handle, ids);
+      const tasks = result.tasks.filter((t: unknown) => isObject(t) && typeof t.taskId === "string" && mine.has(t.taskId));
       return { jsonrpc: "2.0", id: answer.id, result: { ...result, tasks } };
     }
     if (shaped.kind === "list") return this.filterList(x, session, shaped, answer, result);
@@ -568,11 +634,16 @@ export class McpEndpoint {
       return;
     }
     const identity = x.identity!;
-    const session = this.newSession(newSessionId(), x.server, ownerOf(identity.iss, identity.sub), upstream, answer, x.slot!);
+    let session: GatewaySession;
+    try {
+      session = await this.sessions.mint({ server: x.server, iss: identity.iss, sub: identity.sub, upstream, protocolVersion: protocolVersionOf(answer), initResult: answer.result ?? {}, slot: x.slot! });
+    } catch (err) {
+      await upstream.close();
+      throw err;
+    }
     x.slot = null; // adopted: released when the session ends
-    this.sessions.add(session);
     x.session = session;
-    x.record.describe({ sessionId: session.id });
+    x.record.describe({ sessionId: session.handle });
     x.answer = resultAnswer(answer, { "mcp-session-id": session.id });
   }
 
@@ -740,32 +811,46 @@ export class McpEndpoint {
   }
 
   /** The caller's session of this server, or the refusal (another subject's session is not found). */
-  private ownSession(x: Exchange, req: IncomingMessage): GatewaySession {
+  private async ownSession(x: Exchange, req: IncomingMessage): Promise<GatewaySession> {
     const id = header(req, "mcp-session-id");
     if (!id) throw new Refusal("session_required");
     const identity = x.identity!;
-    const session = this.sessions.lookup(id, ownerOf(identity.iss, identity.sub));
-    if (!session || session.server !== x.server) throw new Refusal("session_not_found");
+    const session = await this.sessions.find(id, ownerOf(identity.iss, identity.sub), x.server);
+    if (!session) throw new Refusal("session_not_found");
     x.session = session;
+    x.record.describe({ sessionId: session.handle });
     return session;
   }
 
   /** An agent's response: passed on only when it answers a server→client request we relayed. */
-  private decideResponse(x: Exchange): void {
+  private async decideResponse(x: Exchange): Promise<void> {
     const m = x.message!.message as JsonRpcResponse;
-    const session = x.session!;
-    const method = m.id === null ? undefined : session.serverRequests.get(m.id);
-    if (method === undefined) throw new Refusal("unexpected_response");
-    session.serverRequests.delete(m.id!);
-    x.record.describe({ method, requestId: m.id });
+    const asked = typeof m.id === "string" && m.id.startsWith(SERVER_REQUEST_PREFIX) ? this.sealer.open("server-request/1", m.id.slice(SERVER_REQUEST_PREFIX.length)) : null;
+    if (!isServerRequestSeal(asked) || asked.session !== x.session!.handle || asked.exp <= this.deps.clock.now()) throw new Refusal("unexpected_response");
+    // Only this replica's process (stdio) or call in flight can take the answer.
+    if (asked.replica !== undefined && asked.replica !== REPLICA_ID) throw new Refusal("unexpected_response", "the request waits on another gateway replica");
+    x.record.describe({ method: asked.method, requestId: m.id });
+    // Passed on once, whichever replica it reaches: a replayed answer is one nobody waits for.
+    const token = createHash("sha256").update(m.id as string).digest("base64url").slice(0, 22);
+    if (!(await this.sessions.ledger.claim(token, SERVER_REQUEST_TTL_MS))) throw new Refusal("unexpected_response", "this request was answered already");
+    x.answering = asked.id;
   }
 
-  /** A message from the upstream to the agent: server→client requests are remembered for their answer. */
+  /**
+   * A message from the upstream to the agent. A server→client request gets an id sealed with what
+   * its answer needs (session, the upstream's id, method), so the agent can answer it through any
+   * replica and can answer nothing it was not asked.
+   */
   private relay(session: GatewaySession, m: JsonRpcMessage, write: (m: JsonRpcMessage) => void): void {
     if ("method" in m) {
-      if ("id" in m) remember(session.serverRequests, m.id, m.method);
       // A changed tool list invalidates what policy sees as the tool's definition.
       if (m.method === "notifications/tools/list_changed") session.catalog = null;
+      if ("id" in m && !session.held) {
+        const state = session.upstream.state();
+        const local = state.kind === "stdio" || state.era === "modern";
+        const seal: ServerRequestSeal = { session: session.handle, id: m.id, method: m.method, exp: this.deps.clock.now() + SERVER_REQUEST_TTL_MS, ...(local && { replica: REPLICA_ID }) };
+        return write({ ...m, id: SERVER_REQUEST_PREFIX + this.sealer.seal("server-request/1", seal) });
+      }
     }
     write(m);
   }
@@ -787,25 +872,6 @@ export class McpEndpoint {
       scope,
     });
     throw new Refusal("insufficient_scope", `token lacks ${missing.join(" ")}`, { required_scopes: missing }, "Forbidden: insufficient scope", { "www-authenticate": challenge });
-  }
-
-  private newSession(id: string, server: string, owner: string, upstream: UpstreamConnection, init: JsonRpcResponse, slot: SessionSlot): GatewaySession {
-    const version = init.result?.protocolVersion;
-    return {
-      id,
-      server,
-      owner,
-      upstream,
-      protocolVersion: typeof version === "string" ? version : null,
-      initResult: init.result ?? {},
-      lastSeenMs: this.deps.clock.now(),
-      catalog: null,
-      catalogFetchedMs: 0,
-      closeStream: null,
-      serverRequests: new Map(),
-      tasks: new Map(),
-      slot,
-    };
   }
 
   /** `Mcp-Param-*` for a 2026 upstream: the declared ones rebuilt from the decided arguments, unknown ones passed on. */
@@ -830,7 +896,7 @@ export class McpEndpoint {
         resource: fields.resource,
         prompt: fields.prompt,
         // A 2026 request has no session; the context the gateway holds for it is not one the agent knows.
-        session_id: x.era.era === "modern" ? null : (x.session?.id ?? null),
+        session_id: x.era.era === "modern" ? null : (x.session?.handle ?? null),
         protocol_version: x.era.era === "modern" ? x.era.envelope.protocolVersion : (x.session?.protocolVersion ?? null),
         source_ip: x.sourceIp,
         time: new Date(this.deps.clock.now()).toISOString(),
@@ -942,10 +1008,23 @@ function toRefusal(err: unknown, logUnexpected: (err: unknown) => void): Refusal
   return new Refusal("internal_error");
 }
 
-/** Adds to a bounded map, forgetting the oldest entry first. */
-function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
-  if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value as K);
-  map.set(key, value);
+/** What a sealed server→client request id carries. */
+interface ServerRequestSeal {
+  session: string;
+  id: JsonRpcId;
+  method: string;
+  exp: number;
+  /** Set when only the replica that relayed it can deliver the answer (its stdio process or call in flight). */
+  replica?: string;
+}
+
+function isServerRequestSeal(v: unknown): v is ServerRequestSeal {
+  return isObject(v) && typeof v.session === "string" && (typeof v.id === "string" || typeof v.id === "number") && typeof v.method === "string" && typeof v.exp === "number" && (v.replica === undefined || typeof v.replica === "string");
+}
+
+function protocolVersionOf(answer: JsonRpcResponse): string | null {
+  const v = answer.result?.protocolVersion;
+  return typeof v === "string" ? v : null;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -5,7 +5,7 @@ import { readBounded } from "./bounded-read.js";
 import { SseParser, SseTooLargeError, type SseEvent } from "./sse.js";
 import { UpstreamIds } from "./upstream-ids.js";
 import { UpstreamAuthError, UpstreamAuthorizer, type ForwardContext } from "../upstream-auth/index.js";
-import { UpstreamError, type ListenOptions, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "./upstream.js";
+import { UpstreamError, type ListenOptions, type RequestOptions, type UpstreamConnection, type UpstreamEra, type UpstreamState } from "./upstream.js";
 import { LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, META, MODERN_VERSION, encodeHeaderValue, nameField } from "./era.js";
 
 /** `upstreams.NAME.protocol`: detected once per upstream (`auto`) or fixed by the operator. */
@@ -43,6 +43,12 @@ export class HttpUpstreamPool {
   /** A connection for one gateway session (or, for a 2026 client, one held upstream context). */
   connect(clientEra: UpstreamEra = "legacy"): HttpUpstreamConnection {
     return new HttpUpstreamConnection(this, clientEra);
+  }
+  /** A connection to an upstream session another replica (or this one, before a restart) opened. */
+  resume(clientEra: UpstreamEra, state: Extract<UpstreamState, { kind: "http" }>): HttpUpstreamConnection {
+    const conn = new HttpUpstreamConnection(this, clientEra);
+    conn.adopt(state);
+    return conn;
   }
 
   private detected: Promise<UpstreamEra> | null = null;
@@ -392,10 +398,27 @@ export class HttpUpstreamConnection implements UpstreamConnection {
     void this.openListen().catch(() => l.onEnd());
   }
 
-  async close(): Promise<void> {
+  state(): UpstreamState {
+    return { kind: "http", era: this.era, sessionId: this.sessionId, protocolVersion: this.protocolVersion, ...(this.era === "modern" && { envelope: this.envelope }) };
+  }
+
+  /** Takes over a sealed upstream session: no handshake, the upstream already knows it. */
+  adopt(state: Extract<UpstreamState, { kind: "http" }>): void {
+    this.era = state.era;
+    this.sessionId = state.sessionId;
+    this.protocolVersion = state.protocolVersion;
+    if (state.envelope) this.envelope = state.envelope;
+  }
+
+  /** This replica's streams end; the upstream session goes on for the others. */
+  async detach(): Promise<void> {
     this.listening?.current?.abort();
     this.listening = null;
-    for (const w of this.awaitingInput.values()) w.reject(new UpstreamError("upstream_closed", "session closed"));
+    for (const w of this.awaitingInput.values()) w.reject(new UpstreamError("upstream_closed", "session moved off this replica"));
+  }
+
+  async close(): Promise<void> {
+    await this.detach();
     if (!this.sessionId) return;
     try {
       const res = await this.upstream.pool.request({

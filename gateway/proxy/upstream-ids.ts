@@ -1,7 +1,14 @@
+import { randomBytes } from "node:crypto";
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcResponse } from "./jsonrpc.js";
 
 /** Ids of the gateway's own upstream requests (catalog lookups) start with this. */
 export const GATEWAY_ID_PREFIX = "portcullis:";
+
+/**
+ * This process among the gateway's replicas. Replicas serve one upstream session side by side, so
+ * the ids they choose upstream carry it: two replicas never have one id in flight there.
+ */
+export const REPLICA_ID = randomBytes(6).toString("base64url");
 
 /**
  * The ids of one upstream connection. An upstream matches answers to requests by id within a
@@ -20,7 +27,7 @@ export class UpstreamIds {
   assign(clientId: JsonRpcId | null): JsonRpcId {
     let id: JsonRpcId;
     if (clientId !== null && !this.inFlight.has(clientId) && !(typeof clientId === "string" && clientId.startsWith(GATEWAY_ID_PREFIX))) id = clientId;
-    else id = `${GATEWAY_ID_PREFIX}${this.next++}`;
+    else id = `${GATEWAY_ID_PREFIX}${REPLICA_ID}:${this.next++}`;
     this.inFlight.set(id, clientId);
     return id;
   }

@@ -2,7 +2,7 @@ import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotoc
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { StdioUpstreamConfig } from "../config/index.js";
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "./jsonrpc.js";
-import { UpstreamError, type RequestOptions, type UpstreamConnection } from "./upstream.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamState } from "./upstream.js";
 
 interface Pending {
   clientId: JsonRpcId;
@@ -29,6 +29,8 @@ export class StdioUpstreamConnection implements UpstreamConnection {
   private closed = false;
   /** The process ended on its own: the session cannot continue, so the client must re-initialize. */
   private exited = false;
+  /** The client's initialize parameters: what another replica starts its own process with. */
+  private initParams: Record<string, unknown> = {};
 
   constructor(
     private readonly config: StdioUpstreamConfig,
@@ -36,6 +38,8 @@ export class StdioUpstreamConnection implements UpstreamConnection {
   ) {}
 
   async initialize(request: JsonRpcRequest, opts: RequestOptions): Promise<JsonRpcResponse> {
+    const p = request.params ?? {};
+    this.initParams = { protocolVersion: p.protocolVersion, capabilities: p.capabilities ?? {}, clientInfo: p.clientInfo ?? { name: "unknown", version: "unknown" } };
     const transport = new StdioClientTransport({
       command: this.config.command,
       args: this.config.args,
@@ -114,6 +118,15 @@ export class StdioUpstreamConnection implements UpstreamConnection {
       this.onListenEnd = null;
     });
     return "open";
+  }
+
+  state(): UpstreamState {
+    return { kind: "stdio", init: this.initParams };
+  }
+
+  /** The process is this replica's alone: letting go of it ends it. */
+  detach(): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,16 @@ import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcRespon
 /** `legacy`: the 2025 handshake and an upstream session; `modern`: 2026-07-28, stateless. */
 export type UpstreamEra = "legacy" | "modern";
 
+/**
+ * What another replica needs to reach this connection's upstream session (sealed into the session
+ * id, never shown in clear). HTTP: the upstream's session id, or for a 2026 upstream the envelope
+ * the 2025 client's capabilities became. stdio: the process is this replica's, so what it takes to
+ * start another one: the client's initialize parameters.
+ */
+export type UpstreamState =
+  | { kind: "http"; era: UpstreamEra; sessionId: string | null; protocolVersion: string | null; envelope?: Record<string, unknown> }
+  | { kind: "stdio"; init: Record<string, unknown> };
+
 export interface UpstreamConnection {
   /** The era the upstream speaks; settled by `initialize` (auto-detected or configured). */
   readonly era: UpstreamEra;
@@ -28,7 +38,21 @@ export interface UpstreamConnection {
   listen(onMessage: (m: JsonRpcMessage) => void, signal: AbortSignal, onEnd: () => void, opts?: ListenOptions): Promise<"open" | "unsupported">;
   /** Ends the upstream session (DELETE for HTTP, terminating the process for stdio). */
   close(): Promise<void>;
+  /** What `state` a connection on another replica is resumed from (after initialize). */
+  state(): UpstreamState;
+  /**
+   * Lets go of this replica's hold on the session without ending it upstream (HTTP: streams
+   * closed, the upstream session left for other replicas; stdio: the process ends, as only it can).
+   */
+  detach(): Promise<void>;
 }
+
+/**
+ * Opens a connection to `server` for a client of `clientEra`: a new upstream session, or with
+ * `resumeFrom` the one a sealed session id names (HTTP: the same upstream session; stdio: a new
+ * process, started by the caller's initialize).
+ */
+export type ConnectUpstream = (server: string, clientEra?: UpstreamEra, resumeFrom?: UpstreamState) => UpstreamConnection;
 
 /**
  * An SSE event of the upstream's, before its message (if any) goes to onMessage: its id and

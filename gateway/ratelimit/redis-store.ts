@@ -1,4 +1,4 @@
-import { createClient } from "redis";
+import { RedisUnavailable, SharedRedis } from "../shared/redis.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
 import type { LocalWindowStore } from "./local-store.js";
@@ -46,114 +46,62 @@ export interface RedisStoreOptions {
 
 /** Retry hint given to agents while the shared store is down and onDown is "refuse". */
 const REFUSE_RETRY_MS = 1000;
-/** After a failed or slow command on a live connection, Redis is tried again this much later. */
-const PROBE_AFTER_MS = 1000;
 
 /**
  * Limits shared by every gateway replica through one Redis. While Redis is unreachable (not
- * connected, an error, or slower than `timeoutMs`) each request is decided by `onDown`; the client
- * keeps reconnecting in the background and the shared limits resume as soon as it is back.
+ * connected, an error, or slower than `timeoutMs`) each request is decided by `onDown`; the
+ * connection (gateway/shared/redis.ts) keeps reconnecting and the shared limits resume as soon as
+ * it is back.
  */
 export class RedisWindowStore implements WindowStore {
-  private readonly client: ReturnType<typeof createClient>;
-  private down = true;
-  private retryAtMs = 0;
-  private closed = false;
-
-  private constructor(private readonly opts: RedisStoreOptions) {
-    this.client = createClient({
-      url: opts.url,
-      // Fail fast while disconnected instead of queueing: the limits stage must not stall calls.
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: Math.max(opts.timeoutMs, 1000),
-        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
-      },
-    });
-    // node-redis emits 'error' on every failed (re)connect; without a listener it would crash.
-    this.client.on("error", (err: unknown) => this.markDown(err));
-    this.client.on("ready", () => this.markUp());
-  }
+  private constructor(
+    private readonly opts: RedisStoreOptions,
+    private readonly redis: SharedRedis,
+  ) {}
 
   static async start(opts: RedisStoreOptions): Promise<RedisWindowStore> {
-    const store = new RedisWindowStore(opts);
-    // connect() settles on the first success; until then requests take the down path.
-    const connected = store.client.connect().then(
-      () => true,
-      () => false,
-    );
-    const wait = opts.connectWaitMs ?? 2000;
-    let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([connected, new Promise<boolean>((r) => (timer = setTimeout(() => r(false), wait)))]);
-    clearTimeout(timer);
-    if (!ok) opts.log("warn", "rate limits: Redis unreachable at start", { url: redact(opts.url), onRedisDown: opts.onDown });
-    return store;
+    const redis = await SharedRedis.start({
+      url: opts.url,
+      timeoutMs: opts.timeoutMs,
+      log: opts.log,
+      clock: opts.clock,
+      user: "rate limits",
+      downMode: opts.onDown,
+      ...(opts.connectWaitMs !== undefined && { connectWaitMs: opts.connectWaitMs }),
+    });
+    return new RedisWindowStore(opts, redis);
   }
 
   /** "redis" while the shared store answers, else the configured down behaviour. */
   get mode(): "redis" | "local" | "refuse" {
-    return this.down || !this.client.isReady ? this.opts.onDown : "redis";
+    return this.redis.up ? "redis" : this.opts.onDown;
   }
 
   async hit(buckets: readonly Bucket[]): Promise<HitResult> {
     if (buckets.length === 0) return { kind: "allowed" };
-    if (this.client.isReady && (!this.down || this.opts.clock.now() >= this.retryAtMs)) {
-      try {
-        const result = await this.eval(buckets);
-        this.markUp();
-        return result;
-      } catch (err) {
-        this.markDown(err);
-      }
+    try {
+      return await this.eval(buckets);
+    } catch (err) {
+      if (!(err instanceof RedisUnavailable)) throw err;
     }
     if (this.opts.onDown === "refuse") return { kind: "unavailable", retryAfterMs: REFUSE_RETRY_MS };
     return this.opts.fallback.hitSync(buckets);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    try {
-      // close() waits for pending replies, which a hung server never sends: only when ready.
-      if (this.client.isReady) await this.client.close();
-      else this.client.destroy();
-    } catch {
-      // Already closed or never connected: nothing to release.
-    }
+  close(): Promise<void> {
+    return this.redis.close();
   }
 
   private async eval(buckets: readonly Bucket[]): Promise<HitResult> {
     const args: string[] = ["EVAL", HIT_SCRIPT, String(buckets.length)];
     for (const b of buckets) args.push(this.opts.keyPrefix + b.key);
     for (const b of buckets) args.push(String(b.limit), String(Math.max(1, Math.round(b.windowMs))));
-    const reply = await this.client.sendCommand<unknown>(args, { timeout: this.opts.timeoutMs });
-    if (!Array.isArray(reply) || (reply[0] !== 1 && reply[0] !== 0)) throw new Error(`unexpected script reply ${JSON.stringify(reply)}`);
+    const reply = await this.redis.command(args);
+    if (!Array.isArray(reply) || (reply[0] !== 1 && reply[0] !== 0)) throw new RedisUnavailable(`unexpected script reply ${JSON.stringify(reply)}`);
     if (reply[0] === 1) return { kind: "allowed" };
     const index = Number(reply[1]) - 1;
     const ttl = Number(reply[2]);
-    if (!Number.isInteger(index) || index < 0 || index >= buckets.length) throw new Error(`unexpected bucket index ${String(reply[1])}`);
+    if (!Number.isInteger(index) || index < 0 || index >= buckets.length) throw new RedisUnavailable(`unexpected bucket index ${String(reply[1])}`);
     return { kind: "limited", index, retryAfterMs: Number.isFinite(ttl) && ttl > 0 ? ttl : buckets[index]!.windowMs };
-  }
-
-  private markDown(err: unknown): void {
-    if (this.closed) return;
-    if (!this.down) this.opts.log("warn", "rate limits: Redis unavailable", { error: String(err), onRedisDown: this.opts.onDown });
-    this.down = true;
-    this.retryAtMs = this.opts.clock.now() + PROBE_AFTER_MS;
-  }
-
-  private markUp(): void {
-    if (this.down) this.opts.log("info", "rate limits: Redis connected", { url: redact(this.opts.url) });
-    this.down = false;
-  }
-}
-
-/** The URL without its password, for logs. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid url)";
   }
 }

@@ -15,7 +15,7 @@
  */
 import type { JsonRpcErrorObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "../../gateway/proxy/jsonrpc.js";
 import type { ToolDefinition } from "../../gateway/proxy/session.js";
-import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamEra } from "../../gateway/proxy/upstream.js";
+import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamEra, type UpstreamState } from "../../gateway/proxy/upstream.js";
 
 /** What the fake does with one request: answer, fail, or throw, optionally after related messages. */
 export type Reply =
@@ -117,6 +117,15 @@ export class FakeUpstream implements UpstreamConnection {
 
   async close(): Promise<void> {
     this.closeCount++;
+  }
+
+  detachCount = 0;
+  async detach(): Promise<void> {
+    this.detachCount++;
+  }
+
+  state(): UpstreamState {
+    return { kind: "http", era: this.era, sessionId: "fake-upstream-session", protocolVersion: null };
   }
 
   private toolsList(request: JsonRpcRequest): Handler {

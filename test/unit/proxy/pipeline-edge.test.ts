@@ -140,7 +140,9 @@ describe("proxy pipeline: edge, identity and sessions", () => {
       const reply = await h.send(INITIALIZE);
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.json, { jsonrpc: "2.0", id: INITIALIZE.id, result: INITIALIZE_RESULT });
-      assert.match(reply.headers.get("mcp-session-id") ?? "", /^[A-Za-z0-9_-]{32}$/);
+      // Visible ASCII (the spec's rule): key id, '.', the sealed session in base64url.
+      assert.match(reply.headers.get("mcp-session-id") ?? "", /^[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{100,}$/);
+      assert.doesNotMatch(reply.headers.get("mcp-session-id") ?? "", /alice/);
       assert.deepEqual(h.upstream.requests(), [INITIALIZE]);
       assert.equal(h.upstream.optionsFor("initialize")[0]!.timeoutMs, UPSTREAM_TIMEOUT_MS);
       assert.equal((await h.send(INITIALIZE)).headers.get("mcp-session-id") === reply.headers.get("mcp-session-id"), false);

@@ -183,6 +183,15 @@ export class Harness {
     return read(await fetch(this.url(opts.server), init));
   }
 
+  /** Session id (what the client sends) → its handle (what audit and policy name it by). */
+  readonly handles = new Map<string, string>();
+
+  handleOf(sessionId: string): string {
+    const h = this.handles.get(sessionId);
+    if (!h) throw new Error("no handle recorded for that session");
+    return h;
+  }
+
   /**
    * initialize as `token`'s subject; returns the gateway session id. The initialize's own audit
    * event and policy input are dropped, so tests see only what follows (pipeline-guarantees tests
@@ -194,6 +203,8 @@ export class Harness {
     const reply = await this.send(INITIALIZE, { token, server });
     const id = reply.headers.get("mcp-session-id");
     if (reply.status !== 200 || id === null) throw new Error(`initialize failed: ${reply.status} ${reply.text}`);
+    const handle = this.audit.events[events]?.mcp.session_id;
+    if (typeof handle === "string") this.handles.set(id, handle);
     this.audit.events.splice(events);
     this.engine.inputs.splice(inputs);
     return id;

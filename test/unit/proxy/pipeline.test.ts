@@ -68,7 +68,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
       assert.deepEqual(event.agent, { sub: "alice", client_id: "alice-client" });
       assert.deepEqual(
         { server: event.mcp.server, method: event.mcp.method, tool: event.mcp.tool, session_id: event.mcp.session_id, request_id: event.mcp.request_id },
-        { server: "files", method: "tools/call", tool: "read_file", session_id: session, request_id: sent.id },
+        { server: "files", method: "tools/call", tool: "read_file", session_id: h.handleOf(session), request_id: sent.id },
       );
       const serialized = JSON.stringify(RESULT);
       assert.equal(event.tool_result?.is_error, false);
@@ -92,7 +92,7 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
         arguments: READ_ARGS,
         resource: null,
         prompt: null,
-        session_id: session,
+        session_id: h.handleOf(session),
         protocol_version: "2025-11-25",
         source_ip: "127.0.0.1",
         time: new Date(h.clock.now()).toISOString(),
@@ -354,16 +354,24 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
         ...SCRIPT,
         methods: { "tools/call": { result: RESULT, related: [{ jsonrpc: "2.0", id: "srv-1", method: "roots/list" }] } },
       });
-      await callTool("read_file");
+      const call = await callTool("read_file");
       h.audit.clear();
-      const answer = { jsonrpc: "2.0", id: "srv-1", result: { roots: [] } };
+      // The agent sees a sealed id (any replica can take the answer); the upstream gets its own back.
+      const asked = call.events.find((e) => (e as { method?: unknown }).method === "roots/list")!;
+      assert.match(String(asked.id), /^portcullis:r:/);
+      const answer = { jsonrpc: "2.0", id: asked.id, result: { roots: [] } };
+      const unasked = await h.send({ jsonrpc: "2.0", id: "srv-1", result: { roots: [] } }, { session });
+      assert.equal(unasked.status, 400, "the upstream's own id was never asked of the agent");
+      h.audit.clear();
       const reply = await h.send(answer, { session });
       assert.equal(reply.status, 202);
-      assert.deepEqual(h.upstream.sent, [answer]);
-      assert.deepEqual(h.audit.events.map((e) => [e.mcp.method, e.mcp.request_id, e.outcome]), [["roots/list", "srv-1", "allowed"]]);
+      assert.deepEqual(h.upstream.sent, [{ ...answer, id: "srv-1" }]);
+      assert.deepEqual(h.audit.events.map((e) => [e.mcp.method, e.mcp.request_id, e.outcome]), [["roots/list", asked.id, "allowed"]]);
       const again = await h.send(answer, { session });
       assert.equal(again.status, 400, "a second answer to the same request is not passed on");
       assert.equal(h.upstream.sent.length, 1);
+      const otherSession = await h.initialize();
+      assert.equal((await h.send(answer, { session: otherSession })).status, 400, "another session's request");
     });
 
     it("decides protocol plumbing (ping) and relays the answer", async () => {
