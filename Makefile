@@ -33,13 +33,13 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
               $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis tools-python conformance-deps node_modules build bundle policy-test unit integration test \
+.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python conformance-deps node_modules build bundle policy-test unit integration test \
         kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
-	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server (apt-get), .tools/venv (Python MCP SDK)"
+	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server and haproxy (apt-get), .tools/venv (Python MCP SDK)"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
@@ -52,23 +52,19 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-kafka tools-redis tools-python
+tools: tools-opa tools-kafka tools-redis tools-haproxy tools-python
 
 # The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
 tools-python:
 	@bash scripts/python-venv.sh
 
-# redis-server (Debian package) for the shared rate-limit tests; the test run starts its own on a free port.
+# Debian packages the integration tests start themselves: redis-server (shared rate limits and sessions, on a free
+# port) and haproxy (the load balancer in front of several replicas).
 tools-redis:
-	@if command -v redis-server >/dev/null; then \
-	  echo "==> redis-server: present ($$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'))"; \
-	else \
-	  echo "==> redis-server: installing the Debian package with apt-get"; \
-	  command -v apt-get >/dev/null || { echo "error: redis-server is missing and apt-get is not available" >&2; exit 1; }; \
-	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
-	  command -v redis-server >/dev/null || { echo "error: redis-server did not install" >&2; exit 1; }; \
-	fi
+	@bash scripts/apt-tool.sh redis-server redis-server "shared rate limits and sessions"
+
+tools-haproxy:
+	@bash scripts/apt-tool.sh haproxy haproxy "the load balancer of the multi-replica tests"
 
 tools-opa:
 	@if [ -x "$(OPA)" ] && [ "$$("$(OPA)" version 2>/dev/null | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ]; then \

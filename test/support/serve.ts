@@ -17,9 +17,9 @@ export interface ServedGateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Writes `config` (listen port filled in) to a temp file and starts `serve` on it. */
+/** Writes `config` (listen port filled in, unless it names one) to a temp file and starts `serve` on it. */
 export async function spawnServe(config: Record<string, unknown>): Promise<ServedGateway> {
-  const port = await freePort();
+  const port = (config.listen as { port?: number } | undefined)?.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "pc-serve-"));
   const file = join(dir, "gateway.yaml");
   writeFileSync(file, JSON.stringify({ ...config, listen: { host: "127.0.0.1", port } }, null, 2));
