@@ -16,6 +16,7 @@ import { Lifecycle } from "../shared/lifecycle.js";
 import { createLogger, type Logger } from "../shared/log.js";
 import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit.js";
 import { kafkaBacklog } from "./outbox.js";
+import { readiness, type ReadinessCheck } from "./readiness.js";
 
 export const GATEWAY_VERSION: string = (
   JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -73,6 +74,8 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   const policy = await startPolicy(config, { log, now: () => clock.now() });
   parts.add({ name: "policy", stop: async () => policy.stop(), status: () => ({ revision: policy.revision, ...policy.status() }) });
 
+  // What /readyz asks (readiness.ts): each part adds the check of what it needs to serve.
+  const ready: ReadinessCheck[] = [{ name: "bundle", run: () => (policy.revision ? null : "no policy bundle is loaded") }];
   let verifier = overrides.verifier;
   if (!verifier) {
     const jwt = new JwtVerifier({
@@ -89,6 +92,14 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     log(jwks.state === "fresh" ? "info" : "warn", "JWKS loaded", { jwksUri: config.auth.jwksUri, ...jwks });
     verifier = jwt;
     parts.add({ name: "identity", stop: async () => undefined, status: () => ({ ...jwt.status() }) });
+    ready.push({
+      name: "issuer_keys",
+      run: () => {
+        const s = jwt.status();
+        if (s.keyCount > 0 && (s.state === "fresh" || s.state === "stale")) return null;
+        return `the issuer's keys are ${s.state === "not_loaded" ? "not loaded" : s.state}${s.lastError ? ` (${s.lastError})` : ""}: ${config.auth.jwksUri}`;
+      },
+    });
   }
 
   // What every audit record of this instance shares; bundle refusals are recorded with it too.
@@ -137,6 +148,14 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   await audit.start();
   // Last to stop: every call that finished before is on record before the sinks flush and close.
   parts.add({ name: "audit", stop: async () => void (await audit.close()), status: () => ({ sinks: audit.stats(), ...audit.sinkStats() }) });
+  ready.push({
+    name: "audit",
+    run: () =>
+      audit.admit().then(
+        () => null,
+        (err: unknown) => `the audit path takes no events now: ${err instanceof Error ? err.message : String(err)}`,
+      ),
+  });
 
   const pools = new Map<string, HttpUpstreamPool>();
   for (const [name, u] of Object.entries(config.upstreams)) {
@@ -179,6 +198,8 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     const redis = await SharedRedis.start({ url: r.url, timeoutMs: r.timeoutMs, log, clock, user: "sessions", downMode: sessionsConfig.onRedisDown });
     ledger = new RedisSessionLedger(redis, sessionsConfig.redisKeyPrefix, sessionsConfig.onRedisDown, localLedger);
     parts.add({ name: "session-ledger", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
+    // With onRedisDown: refuse, a replica whose Redis is down would refuse every session request.
+    if (sessionsConfig.onRedisDown === "refuse") ready.push({ name: "session_store", run: () => (redis.up ? null : "the session store (Redis) is unreachable") });
   }
 
   let publicUrl = config.publicUrl ?? "";
@@ -214,6 +235,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     timeouts: { headersTimeoutMs: config.edge.headersTimeoutMs, requestTimeoutMs: config.edge.requestTimeoutMs },
     allowedOrigins: config.edge.allowedOrigins,
     originAllowed: (origin) => origins.originAllowed(origin),
+    readiness: () => readiness(ready),
   });
   const inFlight = new InFlight(server);
   await new Promise<void>((resolve, reject) => {

@@ -19,6 +19,8 @@ export interface HttpAppOptions {
   allowedOrigins?: readonly string[];
   /** Replaces `allowedOrigins` when set: the endpoint's own origin policy (origin-policy.ts). */
   originAllowed?: (origin: string) => boolean;
+  /** GET /readyz: each check by name; absent, /readyz is ready while the process serves. */
+  readiness?: () => Promise<{ ready: boolean; checks: Record<string, unknown> }>;
 }
 
 const MCP_PATH = /^\/mcp\/([A-Za-z0-9_-]{1,63})\/?(?:\?.*)?$/;
@@ -45,6 +47,13 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
   });
   app.get("/healthz", (_req: Request, res: Response) => {
     res.json({ status: "ok" });
+  });
+  app.get("/readyz", (_req: Request, res: Response) => {
+    const check = opts.readiness ?? (async () => ({ ready: true, checks: {} }));
+    check().then(
+      (r) => void res.status(r.ready ? 200 : 503).json({ status: r.ready ? "ready" : "not_ready", checks: r.checks }),
+      (err: unknown) => void res.status(503).json({ status: "not_ready", checks: { readiness: { ok: false, reason: String(err) } } }),
+    );
   });
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: "not_found" });
