@@ -186,6 +186,8 @@ const auditSchema = z
 const sessionsSchema = z
   .object({
     idleTimeoutSeconds: z.number().int().positive().default(1800),
+    /** Sessions of a stdio upstream (each holds a child process): a client that never ends one frees it sooner. */
+    stdioIdleTimeoutSeconds: z.number().int().positive().default(300),
     maxSessions: z.number().int().positive().default(1000),
     /** Sessions one subject (iss + sub) may hold at once. */
     maxPerAgent: z.number().int().positive().default(64),
@@ -278,7 +280,7 @@ export const configSchema = z
       .record(z.string().regex(upstreamName, "upstream names are letters, digits, '_' and '-'"), upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, "at least one upstream is required"),
     audit: auditSchema.default({ file: "var/audit.jsonl", fsync: false, resultCapBytes: 4096, mask: { paths: [], keys: [], defaultKeys: true }, onFull: "reject", ...AUDIT_BOUNDS_DEFAULTS }),
-    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, maxSessions: 1000, maxPerAgent: 64, maxStdio: 32, maxLifetimeSeconds: 86_400, store: "local", redisKeyPrefix: "portcullis:s:", onRedisDown: "refuse" }),
+    sessions: sessionsSchema.default({ idleTimeoutSeconds: 1800, stdioIdleTimeoutSeconds: 300, maxSessions: 1000, maxPerAgent: 64, maxStdio: 32, maxLifetimeSeconds: 86_400, store: "local", redisKeyPrefix: "portcullis:s:", onRedisDown: "refuse" }),
     edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),

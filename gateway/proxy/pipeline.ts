@@ -122,6 +122,7 @@ export class McpEndpoint {
     };
     this.sessions = new SessionStore({
       idleTimeoutMs: s.idleTimeoutSeconds * 1000,
+      stdioIdleTimeoutMs: s.stdioIdleTimeoutSeconds * 1000,
       maxSessions: s.maxSessions,
       maxPerAgent: s.maxPerAgent,
       maxStdio: s.maxStdio,
@@ -619,7 +620,8 @@ export class McpEndpoint {
       answer = await upstream.initialize(forwardedRequest(shaped, request.id), { timeoutMs: this.timeoutMs(x.server), agent: x.identity! });
     } catch (err) {
       await upstream.close();
-      this.deps.log("warn", "upstream initialize failed", { server: x.server, error: String(err) });
+      // The operator's first clue when an upstream is down or a stdio command dies at start.
+      this.deps.log("error", "upstream initialize failed", { server: x.server, error: String(err) });
       const code = err instanceof UpstreamError ? err.code : "error";
       x.record.fail(code, String(err instanceof Error ? err.message : err));
       throw new Refusal("upstream_init_failed", code, { code });

@@ -61,6 +61,8 @@ export interface SessionSlot {
 
 export interface SessionBounds {
   idleTimeoutMs: number;
+  /** Sessions of a stdio upstream: each idle one holds a process, so they end sooner. */
+  stdioIdleTimeoutMs: number;
   /** Sessions this replica holds. */
   maxSessions: number;
   /** Sessions of one subject (iss + sub) on this replica: one agent cannot take every slot. */
@@ -176,7 +178,7 @@ export class SessionStore {
     };
     const id = this.opts.sealer.sealSession(sealed);
     if (id.length > MAX_SESSION_ID_CHARS) throw new Refusal("invalid_params", `the session does not fit in a session id of ${MAX_SESSION_ID_CHARS} characters (are the client's capabilities that large?)`);
-    await this.opts.ledger.start(sealed.handle, this.opts.idleTimeoutMs);
+    await this.opts.ledger.start(sealed.handle, this.idleMs(n.slot.stdio));
     const session = this.build(id, sealed, n.upstream, n.initResult, n.slot, null);
     this.sessions.set(id, session);
     return session;
@@ -244,7 +246,7 @@ export class SessionStore {
     const sealed = this.opts.sealer.openSession(id);
     if (!sealed || ownerOf(sealed.iss, sealed.sub) !== owner || sealed.server !== server) return undefined;
     if (sealed.exp * 1000 <= this.opts.now()) return undefined;
-    if ((await this.opts.ledger.touch(sealed.handle, this.opts.idleTimeoutMs)) === "ended") return undefined;
+    if ((await this.opts.ledger.touch(sealed.handle, this.idleMs(this.opts.isStdio(server)))) === "ended") return undefined;
     const slot = this.reserve(owner, this.opts.isStdio(server));
     let upstream: UpstreamConnection;
     try {
@@ -260,7 +262,7 @@ export class SessionStore {
   }
 
   private async stillAlive(s: GatewaySession): Promise<boolean> {
-    if (s.expiresMs <= this.opts.now() || (await this.opts.ledger.touch(s.handle, this.opts.idleTimeoutMs)) === "ended") {
+    if (s.expiresMs <= this.opts.now() || (await this.opts.ledger.touch(s.handle, this.idleMs(s.slot.stdio))) === "ended") {
       // Ended on another replica (or expired): let go of what this replica holds for it.
       await this.evict(s.id);
       return false;
@@ -307,6 +309,10 @@ export class SessionStore {
     return true;
   }
 
+  private idleMs(stdio: boolean): number {
+    return stdio ? Math.min(this.opts.stdioIdleTimeoutMs, this.opts.idleTimeoutMs) : this.opts.idleTimeoutMs;
+  }
+
   /** Removes the session from this replica at once (no await): concurrent ends release it once. */
   private take(id: string): GatewaySession | undefined {
     const s = this.sessions.get(id);
@@ -329,14 +335,14 @@ export class SessionStore {
    */
   async sweep(): Promise<number> {
     const now = this.opts.now();
-    const cutoff = now - this.opts.idleTimeoutMs;
+
     const all = [...this.sessions.values()];
     const sealed = all.filter((s) => !s.held);
     const alive = this.opts.ledger.shared ? await this.opts.ledger.alive(sealed.map((s) => s.handle)) : null;
     const aliveByHandle = new Map(sealed.map((s, i) => [s.handle, alive ? alive[i]! : true]));
     const work: Promise<boolean>[] = [];
     for (const s of all) {
-      const idleHere = s.lastSeenMs < cutoff;
+      const idleHere = s.lastSeenMs < now - this.idleMs(s.slot.stdio);
       if (s.held || s.expiresMs <= now) {
         if (idleHere || s.expiresMs <= now) work.push(this.end(s.id));
       } else if (!this.opts.ledger.shared) {

@@ -4,6 +4,8 @@ import type { StdioUpstreamConfig } from "../config/index.js";
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from "./jsonrpc.js";
 import { UpstreamError, type RequestOptions, type UpstreamConnection, type UpstreamState } from "./upstream.js";
 
+const STDERR_TAIL_CHARS = 2048;
+
 interface Pending {
   clientId: JsonRpcId;
   resolve: (r: JsonRpcResponse) => void;
@@ -29,6 +31,8 @@ export class StdioUpstreamConnection implements UpstreamConnection {
   private closed = false;
   /** The process ended on its own: the session cannot continue, so the client must re-initialize. */
   private exited = false;
+  /** The last of what the process wrote to stderr, for the error when it exits. */
+  private stderrTail = "";
   /** The client's initialize parameters: what another replica starts its own process with. */
   private initParams: Record<string, unknown> = {};
 
@@ -51,10 +55,16 @@ export class StdioUpstreamConnection implements UpstreamConnection {
     transport.onerror = (err) => this.log(`stdio upstream error: ${err.message}`);
     transport.onclose = () => {
       this.exited = true;
-      this.failAll(new UpstreamError("upstream_closed", "upstream process exited"));
+      // What it said last is why it died (a missing module, a bad flag): the error carries it.
+      const said = this.stderrTail.trim();
+      this.failAll(new UpstreamError("upstream_closed", `upstream process exited${said ? `; its stderr ended with: ${said}` : ""}`));
       this.onListenEnd?.();
     };
-    transport.stderr?.on("data", (chunk: Buffer) => this.log(`stdio upstream stderr: ${chunk.toString().trimEnd()}`));
+    transport.stderr?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString();
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_CHARS);
+      this.log(`stdio upstream stderr: ${text.trimEnd()}`);
+    });
     this.transport = transport;
     try {
       await transport.start();

@@ -14,6 +14,7 @@ describe("stdio upstream", function () {
   let gateway: RunningGateway;
   let idp: FakeIdp;
   let url: string;
+  const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
   before(async () => {
     const { bundle, dir } = await defaultBundle();
     const port = await freePort();
@@ -24,17 +25,33 @@ describe("stdio upstream", function () {
         auth: { issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp`, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
         policy: { bundle, verificationKey: join(dir, "pub.pem") },
         // Granted to admin by the default policy's "*" rules.
-        upstreams: { crashing: { command: process.execPath, args: [join(repoRoot, "dist/test/fakes/scripted-stdio-server.js")] } },
+        upstreams: {
+          crashing: { command: process.execPath, args: [join(repoRoot, "dist/test/fakes/scripted-stdio-server.js")] },
+          // Dies at start, saying why on stderr, as a server with a missing module does.
+          dies: { command: process.execPath, args: ["-e", "console.error('Error: Cannot find module ./server.js'); process.exit(3)"] },
+        },
         audit: { file: join(mkdtempSync(join(tmpdir(), "pc-stdio-")), "audit.jsonl") },
       },
       "stdio.yaml",
     );
-    gateway = await startGateway(config, { log: () => undefined });
+    gateway = await startGateway(config, { log: (level, msg, fields) => void logs.push({ level, msg, ...(fields && { fields }) }) });
     url = `${gateway.url}/mcp/crashing`;
   });
   after(async () => {
     await gateway?.close();
     await idp?.close();
+  });
+
+  it("a stdio upstream that dies at start: 502 with data.code, and its stderr in an error-level log line", async () => {
+    const auth = { authorization: `Bearer ${idp.mint({ sub: "root", roles: ["admin"], scope: "mcp:tools" })}`, "content-type": "application/json" };
+    const res = await fetch(`${gateway.url}/mcp/dies`, { method: "POST", headers: auth, body: JSON.stringify(INIT) });
+    assert.equal(res.status, 502);
+    const body = (await res.json()) as { error: { code: number; data?: { code?: string } } };
+    assert.equal(body.error.data?.code, "upstream_closed");
+    const line = logs.find((l) => l.msg === "upstream initialize failed" && l.fields?.server === "dies");
+    assert.ok(line, JSON.stringify(logs.map((l) => l.msg)));
+    assert.equal(line.level, "error");
+    assert.match(String(line.fields?.error), /Cannot find module \.\/server\.js/);
   });
 
   const session = async () => {

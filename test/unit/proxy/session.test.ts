@@ -39,6 +39,7 @@ const ISS = "https://idp.test/";
 const ALICE = ownerOf(ISS, "alice");
 const BOB = ownerOf(ISS, "bob");
 const IDLE_MS = 60_000;
+const STDIO_IDLE_MS = 10_000;
 const LIFETIME_MS = 3_600_000;
 const KEY_A = { id: "a", key: randomBytes(32) };
 const KEY_B = { id: "b", key: randomBytes(32) };
@@ -56,6 +57,7 @@ function setup(opts: { maxSessions?: number; maxPerAgent?: number; maxStdio?: nu
     const resumed: Replica["resumed"] = [];
     const store = new SessionStore({
       idleTimeoutMs: IDLE_MS,
+      stdioIdleTimeoutMs: STDIO_IDLE_MS,
       maxSessions: opts.maxSessions ?? 10,
       maxPerAgent: opts.maxPerAgent ?? 100,
       maxStdio: opts.maxStdio ?? 100,
@@ -220,6 +222,18 @@ describe("SessionStore: sealed sessions any replica serves", () => {
     assert.equal(active.upstream.closes, 0);
     assert.equal(await a.store.find(idle.session.id, ALICE, "demo"), undefined, "ended, not just forgotten: the id is not served again");
     assert.ok(await a.store.find(active.session.id, BOB, "demo"));
+  });
+
+  it("stdio sessions end after the shorter stdioIdleTimeout (each holds a process), HTTP ones after idleTimeout", async () => {
+    const { replica, mint, now, clock } = setup();
+    const a = replica(new SessionSealer([KEY_A]), new LocalSessionLedger(now, LIFETIME_MS));
+    const stdio = await mint(a, "alice", "files", { kind: "stdio", init: {} });
+    const http = await mint(a, "bob");
+    clock.ms += STDIO_IDLE_MS + 1;
+    assert.equal(await a.store.sweep(), 1);
+    assert.deepEqual([stdio.upstream.closes, http.upstream.closes], [1, 0]);
+    assert.equal(await a.store.find(stdio.session.id, ALICE, "files"), undefined);
+    assert.ok(await a.store.find(http.session.id, BOB, "demo"));
   });
 
   it("a stdio session resumed elsewhere carries the client's initialize for a new process", async () => {
