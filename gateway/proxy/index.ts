@@ -1,5 +1,5 @@
 // The proxy stage's front door: the endpoint, the HTTP front, upstream connections, the catalogue.
-export { McpEndpoint, SUPPORTED_PROTOCOL_VERSIONS, type McpEndpointDeps, type AuditSinkLike } from "./pipeline.js";
+export { McpEndpoint, SUPPORTED_PROTOCOL_VERSIONS, type McpEndpointDeps, type AuditSinkLike, type ExchangeDone } from "./pipeline.js";
 export { createHttpServer, type HttpAppOptions } from "./http-app.js";
 export { HttpUpstreamPool } from "./upstream-http.js";
 export { StdioUpstreamConnection } from "./upstream-stdio.js";

@@ -56,6 +56,21 @@ export interface McpEndpointDeps {
   limits?: RateLimiter;
   /** Host and Origin checks (origin-policy.ts); absent: edge.allowedOrigins only, Host not checked. */
   origins?: () => OriginPolicy;
+  /**
+   * Told of every exchange once it is answered (access log, metrics): its audit event, the HTTP
+   * status sent, and how long the audit write took. Never on the way of the answer.
+   */
+  observe?: (done: ExchangeDone) => void;
+}
+
+/** One answered exchange, as `observe` hears of it. */
+export interface ExchangeDone {
+  event: AuditEvent;
+  /** The HTTP status of the answer (200 for a stream). */
+  status: number;
+  auditMs: number;
+  /** False when the audit write failed (the agent was answered audit_unavailable). */
+  audited: boolean;
 }
 
 /** One HTTP exchange on its way through the pipeline; each stage fills in its part. */
@@ -758,8 +773,10 @@ export class McpEndpoint {
    */
   private async finish(x: Exchange): Promise<void> {
     let written = true;
+    const event = x.record.finish(x.outcome);
+    const auditStart = this.deps.observe ? this.deps.clock.monotonicNs() : 0n;
     try {
-      await this.deps.audit.record(x.record.finish(x.outcome));
+      await this.deps.audit.record(event);
     } catch (err) {
       written = false;
       this.deps.log("error", "audit write failed", { decision_id: x.record.decisionId, error: String(err) });
@@ -773,7 +790,16 @@ export class McpEndpoint {
       const m = x.message;
       x.answer = refusalAnswer(new Refusal("audit_unavailable"), { id: m?.kind === "request" ? m.message.id : null, isToolCall: false, isNotification: m !== null && m.kind !== "request", decisionId: null });
     }
-    this.send(x, modernStatus(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null })));
+    const answer = modernStatus(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null }));
+    this.send(x, answer);
+    if (this.deps.observe) {
+      const auditMs = Number(this.deps.clock.monotonicNs() - auditStart) / 1e6;
+      try {
+        this.deps.observe({ event, status: "status" in answer ? answer.status : 200, auditMs, audited: written });
+      } catch (err) {
+        this.deps.log("warn", "observer failed", { error: String(err) });
+      }
+    }
   }
 
   private send(x: Exchange, answer: Answer): void {
