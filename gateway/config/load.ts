@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { configSchema, type GatewayConfig } from "./schema.js";
+import { configSchema, isStdioUpstream, type GatewayConfig } from "./schema.js";
 import { resolveOutbox } from "./outbox-schema.js";
 
 /** A configuration problem, always naming the file and the dotted field. CLI exits 2 on it. */
@@ -56,8 +56,30 @@ export function parseConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv =
     if (config.policy.shadow.verificationKey) config.policy.shadow.verificationKey = abs(config.policy.shadow.verificationKey);
   }
   if (config.audit.file) config.audit.file = abs(config.audit.file);
+  resolveAuditKeyFiles(config.audit, abs);
   resolveOutbox(config.audit, abs);
+  for (const u of Object.values(config.upstreams)) {
+    if (isStdioUpstream(u)) {
+      // A stdio upstream starts in its cwd, the config file's folder by default, so a relative
+      // path in `command` or `args` means the same thing as everywhere else in the file. Args are
+      // passed as written: only the process knows which of them are paths.
+      u.cwd = abs(u.cwd ?? ".");
+    } else if (u.identityAssertion) {
+      u.identityAssertion.privateKey = abs(u.identityAssertion.privateKey);
+    }
+  }
   return deepFreeze(config);
+}
+
+/** The PEM files of the audit section: checkpoint signing key and Kafka TLS files. */
+function resolveAuditKeyFiles(audit: GatewayConfig["audit"], abs: (p: string) => string): void {
+  if (audit.signing) audit.signing.privateKey = abs(audit.signing.privateKey);
+  const ssl = audit.kafka?.ssl;
+  if (ssl !== undefined && typeof ssl === "object") {
+    if (ssl.ca !== undefined) ssl.ca = typeof ssl.ca === "string" ? abs(ssl.ca) : ssl.ca.map(abs);
+    if (ssl.cert !== undefined) ssl.cert = abs(ssl.cert);
+    if (ssl.key !== undefined) ssl.key = abs(ssl.key);
+  }
 }
 
 function expandEnv(value: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {
