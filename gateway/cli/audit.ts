@@ -11,7 +11,7 @@ import {
   type VerifyReport,
 } from "../audit/readers.js";
 import { loadConfig } from "../config/index.js";
-import { GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
+import { durationMs, GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
 
 /**
  * `portcullis audit verify|tail`: the SIEM operator's side of the audit stream. Both read a JSONL
@@ -138,7 +138,7 @@ async function readAll(values: Values): Promise<StoredRecord[]> {
   const source = sourceOf(values);
   if (typeof source === "string") return readJsonlFile(source);
   const timeout = optional(values, "timeout");
-  return readTopicToEnd(source, { timeoutMs: timeout === undefined ? 30_000 : durationMs(timeout) });
+  return readTopicToEnd(source, { timeoutMs: timeout === undefined ? 30_000 : durationMs(timeout, "--timeout") });
 }
 
 function formatReport(r: VerifyReport, keyGiven: boolean): string {
@@ -201,11 +201,4 @@ function positiveInt(s: string, flag: string): number {
   const n = Number(s);
   if (!Number.isSafeInteger(n) || n < 1) throw new GroupUsageError(`${flag} must be a positive integer`);
   return n;
-}
-
-function durationMs(s: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(s);
-  if (!m) throw new GroupUsageError(`--timeout: "${s}" is not a duration like 500ms, 30s or 2m`);
-  const n = Number(m[1]);
-  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
 }

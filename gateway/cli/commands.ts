@@ -6,6 +6,7 @@ import { runDev, DEV_DEFAULTS } from "./dev.js";
 import { runBundleCommand } from "./bundle.js";
 import { runPolicyCommand } from "./policy.js";
 import { runAuditCommand } from "./audit.js";
+import { runConfigCommand } from "./config-check.js";
 
 export interface Io {
   out: NodeJS.WritableStream;
@@ -114,6 +115,7 @@ const COMMAND_GROUPS: Record<string, { summary: string; run(argv: string[], io: 
   bundle: { summary: "build, sign and verify signed policy bundles (bundle build|sign|verify)", run: runBundleCommand },
   policy: { summary: "evaluate one input, replay recorded decisions against a candidate (policy eval|replay)", run: runPolicyCommand },
   audit: { summary: "verify the audit hash chain, tail events for a SIEM (audit verify|tail)", run: runAuditCommand },
+  config: { summary: "check a config and every file it names, --online also what it reaches (config check)", run: runConfigCommand },
 };
 
 function help(): string {

@@ -61,3 +61,11 @@ export function optional(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === "string" && v.length > 0 ? v : undefined;
 }
+
+/** A duration option like 500ms, 30s or 2m (a bare number is seconds), in milliseconds. */
+export function durationMs(s: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(s);
+  if (!m) throw new GroupUsageError(`${flag}: "${s}" is not a duration like 500ms, 30s or 2m`);
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+}
