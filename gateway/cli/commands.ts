@@ -124,7 +124,7 @@ function help(): string {
   return [
     "portcullis: MCP security gateway",
     "",
-    "Usage: portcullis <command> [options]   (every command takes --help)",
+    "Usage: portcullis <command> [options]   (every command takes --help; portcullis --version)",
     "",
     ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
     ...Object.entries(COMMAND_GROUPS).map(([n, g]) => `  ${n.padEnd(width)}  ${g.summary}`),
@@ -138,6 +138,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     io.out.write(help());
     return name === undefined ? 2 : 0;
   }
+  if (name === "--version" || name === "-V") return COMMANDS.version!.run({}, io);
   const group = Object.hasOwn(COMMAND_GROUPS, name) ? COMMAND_GROUPS[name] : undefined;
   if (group) return group.run(rest, io);
   const command = COMMANDS[name];

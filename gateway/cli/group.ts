@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ConfigError } from "../config/index.js";
 
 /**
  * Command groups (`portcullis bundle build|sign|verify`, `portcullis policy eval|replay`): one
@@ -44,6 +45,11 @@ export async function runGroup(group: string, subs: Record<string, Subcommand>, 
     }
     return await sub.run(values as Values, io);
   } catch (err) {
+    // A bad config is exit 2 in the words serve uses for it.
+    if (err instanceof ConfigError) {
+      io.err.write(`portcullis: config error: ${err.message}\n`);
+      return 2;
+    }
     const usage = err instanceof GroupUsageError || (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true;
     io.err.write(`portcullis ${group} ${name}: ${(err as Error).message}\n${usage ? `Usage: ${sub.usage}\n` : ""}`);
     return usage ? 2 : 1;
