@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureDevKeys, mintToken, parseDuration } from "../auth/index.js";
 import { ConfigError, loadConfig } from "../config/index.js";
 import { GATEWAY_VERSION, startGateway } from "../compose/index.js";
+import { createLogger } from "../shared/log.js";
 import { runDev, DEV_DEFAULTS } from "./dev.js";
 import { runBundleCommand } from "./bundle.js";
 import { runPolicyCommand } from "./policy.js";
@@ -32,9 +33,14 @@ const COMMANDS: Record<string, Command> = {
       const file = values.config;
       if (typeof file !== "string") throw new UsageError("serve needs --config FILE");
       const config = loadConfig(file);
-      const gateway = await startGateway(config);
-      io.err.write(`portcullis ${GATEWAY_VERSION} serving ${Object.keys(config.upstreams).map((n) => `${gateway.url}/mcp/${n}`).join(", ")}\n`);
-      await waitForSignal();
+      const log = createLogger({ level: config.logging.level });
+      const gateway = await startGateway(config, { log });
+      // Listening for SIGTERM before saying so: a supervisor may stop it the moment it reads the line.
+      const stopped = waitForSignal();
+      // One JSON line like every other, written whatever the level: supervisors and tests wait for it.
+      const endpoints = Object.keys(config.upstreams).map((n) => `${gateway.url}/mcp/${n}`);
+      log.announce(`portcullis ${GATEWAY_VERSION} serving ${endpoints.join(", ")}`, { version: GATEWAY_VERSION, endpoints, logLevel: log.level });
+      await stopped;
       await gateway.close();
       return 0;
     },
