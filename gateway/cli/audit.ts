@@ -64,7 +64,8 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       `portcullis audit tail ${SOURCE_USAGE} [--agent SUB,…] [--method tools/call,…] [--tool NAME,…]\n` +
       "                      [--outcome allowed|denied|…,…] [--format json|text|ocsf (json)] [--from-beginning]\n" +
       "                      [--once (a topic: stop at its end)] [--follow (a file: print what is appended, as tail -F)]\n" +
-      "  a topic is followed and a file printed whole by default; following, only new events are printed unless --from-beginning",
+      "  a topic is followed (--follow or not) and a file printed whole by default; following, only new events\n" +
+      "  are printed unless --from-beginning",
     options: {
       ...sourceOptions,
       agent: { type: "string" },
@@ -97,7 +98,6 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       const source = sourceOf(values);
       const follow = values.follow === true;
       if (follow && values.once === true) throw new GroupUsageError("--follow and --once contradict each other");
-      if (follow && typeof source !== "string") throw new GroupUsageError("--follow is for a file: a topic is followed unless --once");
       if ((typeof source === "string" && !follow) || values.once === true) {
         for (const r of await readAll(values)) print(r);
         return 0;

@@ -41,7 +41,6 @@ describe("portcullis audit (usage and file mode)", () => {
     { note: "tail --help documents the filters", args: () => ["audit", "tail", "--help"], code: 0, out: /--agent SUB.*--method tools\/call.*--tool NAME.*--outcome.*--follow/s },
     { note: "tail filters by method", args: () => ["audit", "tail", "--file", file, "--method", "tools/list", "--format", "text"], code: 0, out: /^\S+ allowed +carol +files\/tools\/list ev-4\n$/ },
     { note: "tail keeps every listed method", args: () => ["audit", "tail", "--file", file, "--method", "tools/call,tools/list", "--format", "text"], code: 0, out: /^(?:.*\n){4}$/ },
-    { note: "--follow is for a file, not a topic", args: () => ["audit", "tail", "--brokers", "127.0.0.1:1", "--topic", "t", "--follow"], code: 2, err: /--follow is for a file/ },
     { note: "--follow and --once together are a usage error", args: () => ["audit", "tail", "--file", file, "--follow", "--once"], code: 2, err: /contradict/ },
   ];
   // --config reads only the audit section: the gateway's other ${VAR}s need not be set on a SIEM host.
