@@ -1,5 +1,4 @@
-import type { Logger, LogLevel } from "../shared/log.js";
-import { jsonLine } from "./jsonl.js";
+import { createLogger, type Logger, type LogLevel } from "../shared/log.js";
 
 /** The gateway's one Logger (gateway/shared/log.ts); the composition root passes the real one. */
 export type AuditLogLevel = LogLevel;
@@ -9,7 +8,4 @@ export type AuditLogger = Logger;
  * Used when no logger is given: warnings and errors go to stderr as JSON lines, because audit
  * delivery problems must never be invisible.
  */
-export const stderrAuditLogger: AuditLogger = (level, msg, fields) => {
-  if (level === "debug" || level === "info") return;
-  process.stderr.write(`${jsonLine({ level, component: "audit", msg, ...fields })}\n`);
-};
+export const stderrAuditLogger: AuditLogger = createLogger({ level: "warn", env: {} }).child({ component: "audit" });

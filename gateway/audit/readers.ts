@@ -8,5 +8,7 @@ export { verifyRecords, type StoredRecord, type VerifyReport } from "./verify.js
 // `audit verify --public-key`: the checkpoint signatures' key.
 export { ed25519PublicKey } from "./chain.js";
 export { followTopic, readJsonlFile, readTopicToEnd, type TopicSource } from "./topic-reader.js";
+// `audit tail --file … --follow`.
+export { followJsonlFile } from "./file-follow.js";
 // One line of the dead-letter file (audit.kafka.deadLetterFile), for whoever reads it back.
 export type { DeadLetterLine } from "./outbox-dead-letter.js";

@@ -22,8 +22,12 @@ const VerifiedClaimsSchema = z.looseObject({
 
 const RolesSchema = z.union([z.string(), z.array(z.string())]);
 
-/** Builds the identity from a payload whose signature and time claims are already verified. */
-export function identityFromClaims(payload: unknown, rolesClaim: string): AgentIdentity {
+/**
+ * Builds the identity from a payload whose signature and time claims are already verified.
+ * `onRolesClaimMissing` hears of a token in which `rolesClaim` matches nothing (the agent then
+ * has no roles), with the token's top-level claim names, never their values.
+ */
+export function identityFromClaims(payload: unknown, rolesClaim: string, onRolesClaimMissing?: (claimNames: string[]) => void): AgentIdentity {
   const parsed = VerifiedClaimsSchema.safeParse(payload);
   if (!parsed.success) {
     throw new AuthError("token_bad_claims", `token claims are invalid: ${describeIssues(parsed.error)}`);
@@ -34,7 +38,7 @@ export function identityFromClaims(payload: unknown, rolesClaim: string): AgentI
     iss: claims.iss,
     client_id: claims.client_id ?? claims.azp ?? null,
     scopes: scopesOf(claims.scope, claims.scp),
-    roles: rolesOf(claims, rolesClaim),
+    roles: rolesOf(claims, rolesClaim, onRolesClaimMissing),
     claims: claims,
     expiresAt: claims.exp,
   };
@@ -49,9 +53,12 @@ function scopesOf(scope: string | undefined, scp: string | string[] | undefined)
   return [...new Set(list.filter((s) => s.length > 0))];
 }
 
-function rolesOf(claims: Record<string, unknown>, path: string): string[] {
+function rolesOf(claims: Record<string, unknown>, path: string, onMissing?: (claimNames: string[]) => void): string[] {
   const value = readClaimPath(claims, path);
-  if (value === undefined) return [];
+  if (value === undefined) {
+    onMissing?.(Object.keys(claims).sort());
+    return [];
+  }
   const parsed = RolesSchema.safeParse(value);
   if (!parsed.success) {
     // Fail closed: a roles claim of the wrong type is a token we do not understand.

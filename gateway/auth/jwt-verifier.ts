@@ -1,6 +1,7 @@
 import jwt from "jsonwebtoken";
 import { z } from "zod";
 import { systemClock } from "../shared/clock.js";
+import { createLogger, type Logger } from "../shared/log.js";
 import { identityFromClaims } from "./claims.js";
 import { IdentityCache } from "./identity-cache.js";
 import { JwksCache, type JwksStatus } from "./jwks-cache.js";
@@ -39,6 +40,8 @@ export interface JwtVerifierOptions {
   /** Verified tokens remembered until exp; 0 disables. Default 10 000. */
   identityCacheSize?: number;
   clock?: { now(): number };
+  /** For the one warning about a rolesClaim no token carries. Default: the gateway's stderr log. */
+  log?: Logger;
 }
 
 /** Longest token accepted; well above real-world access tokens, far below header limits. */
@@ -62,6 +65,18 @@ export class JwtVerifier implements TokenVerifier {
   private readonly clock: { now(): number };
   private readonly keys: JwksCache;
   private readonly cache: IdentityCache;
+
+  /**
+   * A rolesClaim that matches nothing usually means a misnamed claim (`roles` where the IdP sends
+   * `realm_access.roles`), and every agent silently has no role: said once per verifier, with the
+   * claim names the token does carry, so the log is not flooded by every request.
+   */
+  private rolesClaimWarned = false;
+  private readonly warnRolesClaimOnce = (claimNames: string[]): void => {
+    if (this.rolesClaimWarned) return;
+    this.rolesClaimWarned = true;
+    (this.options.log ?? createLogger())("warn", `auth.rolesClaim "${this.rolesClaim}" matched nothing in a verified token: the agent has no roles. Check the claim name (a dotted path such as realm_access.roles is allowed); said once`, { rolesClaim: this.rolesClaim, tokenClaims: claimNames });
+  };
 
   constructor(private readonly options: JwtVerifierOptions) {
     this.algorithms = checkAlgorithms(options.algorithms);
@@ -134,7 +149,7 @@ export class JwtVerifier implements TokenVerifier {
     } catch (err) {
       throw toAuthError(err);
     }
-    const identity = identityFromClaims(payload, this.rolesClaim);
+    const identity = identityFromClaims(payload, this.rolesClaim, this.warnRolesClaimOnce);
     const nbf = identity.claims["nbf"];
     this.cache.set(cacheKey, {
       identity,

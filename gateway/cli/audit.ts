@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { kafkaSecurityOptions, toOcsf, type AuditEvent } from "../audit/index.js";
 import {
   ed25519PublicKey,
+  followJsonlFile,
   followTopic,
   readJsonlFile,
   readTopicToEnd,
@@ -10,13 +11,14 @@ import {
   type TopicSource,
   type VerifyReport,
 } from "../audit/readers.js";
-import { loadConfig } from "../config/index.js";
-import { GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
+import { loadAuditConfig } from "../config/index.js";
+import { durationMs, GroupUsageError, optional, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
 
 /**
  * `portcullis audit verify|tail`: the SIEM operator's side of the audit stream. Both read a JSONL
- * file (`--file`) or a Kafka topic (`--brokers … --topic …`, or the `audit.kafka` section of a
- * gateway config with `--config`, which also brings its TLS/SASL settings).
+ * file (`--file`) or a Kafka topic (`--brokers … --topic …`), or what a gateway config's `audit`
+ * section names (`--config`): its Kafka topic with its TLS/SASL settings, else its `audit.file`.
+ * Only that section is read, so only its `${VAR}`s need to be set.
  */
 
 const sourceOptions = {
@@ -57,18 +59,23 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     },
   },
   tail: {
-    summary: "print events, filtered by agent, tool and outcome, as JSON, text or OCSF (follows a topic until Ctrl-C)",
+    summary: "print events, filtered by agent, method, tool and outcome, as JSON, text or OCSF (follows a topic, or a file with --follow, until Ctrl-C)",
     usage:
-      `portcullis audit tail ${SOURCE_USAGE} [--agent SUB,…] [--tool NAME,…] [--outcome allowed|denied|…,…]\n` +
-      "                      [--format json|text|ocsf (json)] [--from-beginning] [--once (stop at the end of the topic)]",
+      `portcullis audit tail ${SOURCE_USAGE} [--agent SUB,…] [--method tools/call,…] [--tool NAME,…]\n` +
+      "                      [--outcome allowed|denied|…,…] [--format json|text|ocsf (json)] [--from-beginning]\n" +
+      "                      [--once (a topic: stop at its end)] [--follow (a file: print what is appended, as tail -F)]\n" +
+      "  a topic is followed (--follow or not) and a file printed whole by default; following, only new events\n" +
+      "  are printed unless --from-beginning",
     options: {
       ...sourceOptions,
       agent: { type: "string" },
+      method: { type: "string" },
       tool: { type: "string" },
       outcome: { type: "string" },
       format: { type: "string" },
       "from-beginning": { type: "boolean" },
       once: { type: "boolean" },
+      follow: { type: "boolean" },
     },
     async run(values, io) {
       const format = optional(values, "format") ?? "json";
@@ -89,15 +96,19 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
         }
       };
       const source = sourceOf(values);
-      if (typeof source === "string" || values.once === true) {
+      const follow = values.follow === true;
+      if (follow && values.once === true) throw new GroupUsageError("--follow and --once contradict each other");
+      if ((typeof source === "string" && !follow) || values.once === true) {
         for (const r of await readAll(values)) print(r);
         return 0;
       }
       const onSignal = (): void => stop.abort();
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
+      const fromBeginning = values["from-beginning"] === true;
       try {
-        await followTopic(source, values["from-beginning"] === true, stop.signal, print);
+        if (typeof source === "string") await followJsonlFile(source, fromBeginning, stop.signal, print, { onRestart: (why) => io.err.write(`${why}\n`) });
+        else await followTopic(source, fromBeginning, stop.signal, print);
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
@@ -121,13 +132,18 @@ function sourceOf(values: Values): string | TopicSource {
     return file;
   }
   if (configPath !== undefined) {
-    const k = loadConfig(configPath).audit.kafka;
-    if (!k) throw new GroupUsageError(`${configPath} has no audit.kafka section`);
-    return {
-      brokers: brokers ? list(brokers) : [...k.brokers],
-      topic: optional(values, "topic") ?? k.topic,
-      security: kafkaSecurityOptions({ ssl: k.ssl, sasl: k.sasl }),
-    };
+    const audit = loadAuditConfig(configPath);
+    const k = audit.kafka;
+    if (k) {
+      return {
+        brokers: brokers ? list(brokers) : [...k.brokers],
+        topic: optional(values, "topic") ?? k.topic,
+        security: kafkaSecurityOptions({ ssl: k.ssl, sasl: k.sasl }),
+      };
+    }
+    if (brokers !== undefined || optional(values, "topic") !== undefined) throw new GroupUsageError(`${configPath} has no audit.kafka section: --brokers and --topic need one (or give them without --config)`);
+    if (audit.file) return audit.file;
+    throw new GroupUsageError(`${configPath} has neither audit.kafka nor audit.file`);
   }
   const topic = optional(values, "topic");
   if (brokers === undefined || topic === undefined) throw new GroupUsageError(`a source is required: ${SOURCE_USAGE}`);
@@ -138,7 +154,7 @@ async function readAll(values: Values): Promise<StoredRecord[]> {
   const source = sourceOf(values);
   if (typeof source === "string") return readJsonlFile(source);
   const timeout = optional(values, "timeout");
-  return readTopicToEnd(source, { timeoutMs: timeout === undefined ? 30_000 : durationMs(timeout) });
+  return readTopicToEnd(source, { timeoutMs: timeout === undefined ? 30_000 : durationMs(timeout, "--timeout") });
 }
 
 function formatReport(r: VerifyReport, keyGiven: boolean): string {
@@ -165,10 +181,12 @@ function formatReport(r: VerifyReport, keyGiven: boolean): string {
 
 function eventFilter(values: Values): (e: AuditEvent) => boolean {
   const agents = listOpt(values, "agent");
+  const methods = listOpt(values, "method");
   const tools = listOpt(values, "tool");
   const outcomes = listOpt(values, "outcome");
   return (e) =>
     (agents === null || agents.includes(e.agent.sub ?? "anonymous")) &&
+    (methods === null || methods.includes(e.mcp.method)) &&
     (tools === null || (e.mcp.tool !== null && tools.includes(e.mcp.tool))) &&
     (outcomes === null || outcomes.includes(e.outcome));
 }
@@ -201,11 +219,4 @@ function positiveInt(s: string, flag: string): number {
   const n = Number(s);
   if (!Number.isSafeInteger(n) || n < 1) throw new GroupUsageError(`${flag} must be a positive integer`);
   return n;
-}
-
-function durationMs(s: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(s);
-  if (!m) throw new GroupUsageError(`--timeout: "${s}" is not a duration like 500ms, 30s or 2m`);
-  const n = Number(m[1]);
-  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
 }

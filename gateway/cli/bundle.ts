@@ -14,6 +14,7 @@ import {
   writeTarGz,
   type SigningAlgorithm,
 } from "../policy/index.js";
+import { packagePath } from "../shared/package.js";
 import { GroupUsageError, optional, required, runGroup, type GroupIo, type Subcommand, type Values } from "./group.js";
 
 /**
@@ -26,7 +27,10 @@ import { GroupUsageError, optional, required, runGroup, type GroupIo, type Subco
 const execFileAsync = promisify(execFile);
 
 export const DEFAULT_BUNDLE_OUTPUT = "bundles/build/mcp-authz.tar.gz";
-export const DEFAULT_CAPABILITIES = "bundles/capabilities.json";
+/** The builtins the gateway evaluates under wasm: shipped with the package, used wherever the CLI runs. */
+export const DEFAULT_CAPABILITIES = packagePath("bundles/capabilities.json");
+/** The opa `make tools` installs into the checkout; outside one, opa from PATH. */
+const CHECKOUT_OPA = packagePath(".tools/bin/opa");
 
 const signingOptions = {
   "signing-key": { type: "string" },
@@ -40,7 +44,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: `compile policies to a wasm bundle (opa build -t wasm -e ${DECISION_ENTRYPOINT}), signed when --signing-key is given`,
     usage:
       `portcullis bundle build [--policies DIR (policies)] [--output FILE (${DEFAULT_BUNDLE_OUTPUT})]\n` +
-      `         [--revision REV (git describe --always --dirty)] [--capabilities FILE (${DEFAULT_CAPABILITIES} if present)] [--opa PATH (.tools/bin/opa, $OPA)]\n` +
+      `         [--revision REV (git describe --always --dirty)] [--capabilities FILE (the gateway's, shipped with it)] [--opa PATH ($OPA, .tools/bin/opa, opa)]\n` +
       "         [--signing-key PEM [--signing-alg RS256|PS256|ES256|…] [--key-id default] [--scope S]]",
     options: { policies: { type: "string" }, output: { type: "string", short: "o" }, revision: { type: "string", short: "r" }, capabilities: { type: "string" }, opa: { type: "string" }, ...signingOptions },
     run: build,
@@ -90,11 +94,12 @@ export function runBundleCommand(argv: string[], io: GroupIo): Promise<number> {
 async function build(values: Values, io: GroupIo): Promise<number> {
   const policies = resolve(optional(values, "policies") ?? "policies");
   const output = resolve(optional(values, "output") ?? DEFAULT_BUNDLE_OUTPUT);
-  const opa = optional(values, "opa") ?? process.env.OPA ?? resolve(".tools/bin/opa");
-  // The gateway's capabilities (only builtins it evaluates under wasm; see `make policy-test`) when
-  // the checkout has them, so an unsupported builtin fails here rather than at request time.
-  const capabilities = optional(values, "capabilities") ?? (existsSync(DEFAULT_CAPABILITIES) ? DEFAULT_CAPABILITIES : undefined);
-  if (capabilities !== undefined && !existsSync(capabilities)) throw new GroupUsageError(`--capabilities ${capabilities}: no such file`);
+  const opa = optional(values, "opa") ?? process.env.OPA ?? (existsSync(CHECKOUT_OPA) ? CHECKOUT_OPA : "opa");
+  // The gateway's capabilities (only builtins it evaluates under wasm; see `make policy-test`), so
+  // an unsupported builtin fails here rather than at request time.
+  const capabilities = optional(values, "capabilities") ?? DEFAULT_CAPABILITIES;
+  if (!existsSync(capabilities)) throw new GroupUsageError(`--capabilities ${capabilities}: no such file`);
+  if (!existsSync(policies)) throw new GroupUsageError(`--policies ${policies}: no such directory`);
   const signer = await signerFrom(values, false);
   const revision = optional(values, "revision") ?? (await gitRevision(policies));
 
@@ -102,7 +107,7 @@ async function build(values: Values, io: GroupIo): Promise<number> {
   await mkdir(dirname(output), { recursive: true });
   // `-b .` from inside the policy folder keeps host paths out of the bundle's module names.
   const args = ["build", "-b", ".", "-t", "wasm", "-e", DECISION_ENTRYPOINT, "--ignore", "*_test.rego", "-r", revision, "-o", tmp];
-  if (capabilities !== undefined) args.push("--capabilities", resolve(capabilities));
+  args.push("--capabilities", resolve(capabilities));
   try {
     await execFileAsync(opa, args, { cwd: policies, timeout: 120_000 });
     if (signer !== undefined) {
@@ -112,13 +117,17 @@ async function build(values: Values, io: GroupIo): Promise<number> {
     await rename(tmp, output);
   } catch (err) {
     await rm(tmp, { force: true });
-    const stderr = (err as { stderr?: string }).stderr;
-    if (stderr !== undefined) throw new Error(`opa build failed:\n${stderr.trim()}`);
-    if ((err as NodeJS.ErrnoException).code === "ENOENT" && (err as NodeJS.ErrnoException).path === opa) throw new Error(`${opa} not found: run 'make tools' or pass --opa`);
+    const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
+    // A spawn failure also carries (empty) stdout and stderr: look at the code first.
+    if (e.code === "ENOENT" && e.path === opa) throw new Error(`${opa} not found: run 'make tools' or pass --opa`);
+    if (e.code === "EACCES" && e.path === opa) throw new Error(`${opa} is not executable: run 'make tools' or pass --opa`);
+    // opa prints its errors (Rego parse and compile errors) on stdout, warnings on stderr.
+    const said = [e.stdout, e.stderr].map((t) => t?.trim() ?? "").filter((t) => t.length > 0);
+    if (e.stdout !== undefined || e.stderr !== undefined) throw new Error(`opa build failed:\n${said.join("\n") || `${opa} exited with code ${String(e.code)} and printed nothing`}`);
     throw err;
   }
   const signed = signer === undefined ? "unsigned" : `signed ${signer.algorithm} key id "${signer.keyId}"${signer.scope ? ` scope "${signer.scope}"` : ""}`;
-  io.out.write(`built ${output} (revision ${revision}, ${signed}${capabilities ? `, capabilities ${capabilities}` : ""})\n`);
+  io.out.write(`built ${output} (revision ${revision}, ${signed}, capabilities ${capabilities})\n`);
   return 0;
 }
 

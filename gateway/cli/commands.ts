@@ -2,10 +2,12 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureDevKeys, mintToken, parseDuration } from "../auth/index.js";
 import { ConfigError, loadConfig } from "../config/index.js";
 import { GATEWAY_VERSION, startGateway } from "../compose/index.js";
+import { createLogger } from "../shared/log.js";
 import { runDev, DEV_DEFAULTS } from "./dev.js";
 import { runBundleCommand } from "./bundle.js";
 import { runPolicyCommand } from "./policy.js";
 import { runAuditCommand } from "./audit.js";
+import { runConfigCommand } from "./config-check.js";
 
 export interface Io {
   out: NodeJS.WritableStream;
@@ -31,9 +33,14 @@ const COMMANDS: Record<string, Command> = {
       const file = values.config;
       if (typeof file !== "string") throw new UsageError("serve needs --config FILE");
       const config = loadConfig(file);
-      const gateway = await startGateway(config);
-      io.err.write(`portcullis ${GATEWAY_VERSION} serving ${Object.keys(config.upstreams).map((n) => `${gateway.url}/mcp/${n}`).join(", ")}\n`);
-      await waitForSignal();
+      const log = createLogger({ level: config.logging.level });
+      const gateway = await startGateway(config, { log });
+      // Listening for SIGTERM before saying so: a supervisor may stop it the moment it reads the line.
+      const stopped = waitForSignal();
+      // One JSON line like every other, written whatever the level: supervisors and tests wait for it.
+      const endpoints = Object.keys(config.upstreams).map((n) => `${gateway.url}/mcp/${n}`);
+      log.announce(`portcullis ${GATEWAY_VERSION} serving ${endpoints.join(", ")}`, { version: GATEWAY_VERSION, endpoints, logLevel: log.level });
+      await stopped;
       await gateway.close();
       return 0;
     },
@@ -114,6 +121,7 @@ const COMMAND_GROUPS: Record<string, { summary: string; run(argv: string[], io: 
   bundle: { summary: "build, sign and verify signed policy bundles (bundle build|sign|verify)", run: runBundleCommand },
   policy: { summary: "evaluate one input, replay recorded decisions against a candidate (policy eval|replay)", run: runPolicyCommand },
   audit: { summary: "verify the audit hash chain, tail events for a SIEM (audit verify|tail)", run: runAuditCommand },
+  config: { summary: "check a config and every file it names, --online also what it reaches (config check)", run: runConfigCommand },
 };
 
 function help(): string {
@@ -122,7 +130,7 @@ function help(): string {
   return [
     "portcullis: MCP security gateway",
     "",
-    "Usage: portcullis <command> [options]   (every command takes --help)",
+    "Usage: portcullis <command> [options]   (every command takes --help; portcullis --version)",
     "",
     ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
     ...Object.entries(COMMAND_GROUPS).map(([n, g]) => `  ${n.padEnd(width)}  ${g.summary}`),
@@ -136,6 +144,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     io.out.write(help());
     return name === undefined ? 2 : 0;
   }
+  if (name === "--version" || name === "-V") return COMMANDS.version!.run({}, io);
   const group = Object.hasOwn(COMMAND_GROUPS, name) ? COMMAND_GROUPS[name] : undefined;
   if (group) return group.run(rest, io);
   const command = COMMANDS[name];

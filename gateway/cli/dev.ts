@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { ensureDevKeys, mintToken, startDevIssuer } from "../auth/index.js";
 import { parseConfig } from "../config/index.js";
 import { startGateway } from "../compose/index.js";
-import { createLogger, type LogLevel } from "../shared/log.js";
+import { createLogger } from "../shared/log.js";
 import type { Io } from "./commands.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -67,8 +67,8 @@ export async function runDev(
       },
       "(embedded dev config)",
     );
-    // Quiet by default so the banner below stays readable; decisions are in the audit log.
-    gateway = await startGateway(config, { log: createLogger((process.env.PORTCULLIS_LOG_LEVEL as LogLevel | undefined) ?? "warn") });
+    // Quiet by default (PORTCULLIS_LOG_LEVEL overrides it) so the banner below stays readable; decisions are in the audit log.
+    gateway = await startGateway(config, { log: createLogger("warn") });
 
     const token = (sub: string, roles: string[]) =>
       mintToken({ privateKeyPem: keys.privateKeyPem, kid: keys.kid, issuer: issuer.issuer, audience, sub, roles, scopes: [...DEV_DEFAULTS.scopes], clientId: "portcullis-dev", ttlSeconds: 8 * 3600 });

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ConfigError } from "../config/index.js";
 
 /**
  * Command groups (`portcullis bundle build|sign|verify`, `portcullis policy eval|replay`): one
@@ -44,6 +45,11 @@ export async function runGroup(group: string, subs: Record<string, Subcommand>, 
     }
     return await sub.run(values as Values, io);
   } catch (err) {
+    // A bad config is exit 2 in the words serve uses for it.
+    if (err instanceof ConfigError) {
+      io.err.write(`portcullis: config error: ${err.message}\n`);
+      return 2;
+    }
     const usage = err instanceof GroupUsageError || (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true;
     io.err.write(`portcullis ${group} ${name}: ${(err as Error).message}\n${usage ? `Usage: ${sub.usage}\n` : ""}`);
     return usage ? 2 : 1;
@@ -60,4 +66,12 @@ export function required(values: Values, name: string): string {
 export function optional(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === "string" && v.length > 0 ? v : undefined;
+}
+
+/** A duration option like 500ms, 30s or 2m (a bare number is seconds), in milliseconds. */
+export function durationMs(s: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(s);
+  if (!m) throw new GroupUsageError(`${flag}: "${s}" is not a duration like 500ms, 30s or 2m`);
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { configSchema, type GatewayConfig } from "./schema.js";
+import { configSchema, isStdioUpstream, type GatewayConfig } from "./schema.js";
 import { resolveOutbox } from "./outbox-schema.js";
 
 /** A configuration problem, always naming the file and the dotted field. CLI exits 2 on it. */
@@ -19,6 +19,30 @@ export class ConfigError extends Error {
 
 /** Reads, expands `${VAR}`, validates, fills defaults, resolves paths, and freezes. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  return parseConfig(readYaml(file), file, env);
+}
+
+const auditSectionSchema = z.object({ audit: configSchema.shape.audit });
+
+/**
+ * Only the `audit` section, for the offline tools (`portcullis audit … --config`): its `${VAR}`s,
+ * its schema and defaults, its paths. The rest of the file is not validated, so a SIEM host needs
+ * none of the gateway's other secrets in its environment.
+ */
+export function loadAuditConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig["audit"] {
+  const raw = readYaml(file);
+  const section = raw !== null && typeof raw === "object" && !Array.isArray(raw) ? (raw as Record<string, unknown>).audit : undefined;
+  const problems: string[] = [];
+  const expanded = { audit: expandEnv(section, ["audit"], env, problems) };
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  const result = auditSectionSchema.safeParse(expanded);
+  if (!result.success) throw new ConfigError(file, formatIssues(result.error, expanded));
+  const audit = result.data.audit;
+  resolveAuditPaths(audit, pathResolver(file));
+  return deepFreeze(audit);
+}
+
+function readYaml(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -33,8 +57,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
       doc.errors.map((e) => `YAML syntax error at line ${lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`),
     );
   }
-  const raw: unknown = doc.toJS();
-  return parseConfig(raw, file, env);
+  return doc.toJS() as unknown;
 }
 
 /** Validates an already-parsed document (used by loadConfig and by tests). */
@@ -47,17 +70,44 @@ export function parseConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv =
   if (!result.success) throw new ConfigError(file, formatIssues(result.error, expanded));
 
   const config = result.data;
-  const base = dirname(resolve(file));
-  const abs = (p: string) => (isAbsolute(p) || /^https?:\/\//.test(p) ? p : resolve(base, p));
+  const abs = pathResolver(file);
   config.policy.bundle = abs(config.policy.bundle);
   config.policy.verificationKey = abs(config.policy.verificationKey);
   if (config.policy.shadow) {
     config.policy.shadow.bundle = abs(config.policy.shadow.bundle);
     if (config.policy.shadow.verificationKey) config.policy.shadow.verificationKey = abs(config.policy.shadow.verificationKey);
   }
-  if (config.audit.file) config.audit.file = abs(config.audit.file);
-  resolveOutbox(config.audit, abs);
+  resolveAuditPaths(config.audit, abs);
+  for (const u of Object.values(config.upstreams)) {
+    if (isStdioUpstream(u)) {
+      // A stdio upstream starts in its cwd, the config file's folder by default, so a relative
+      // path in `command` or `args` means the same thing as everywhere else in the file. Args are
+      // passed as written: only the process knows which of them are paths.
+      u.cwd = abs(u.cwd ?? ".");
+    } else if (u.identityAssertion) {
+      u.identityAssertion.privateKey = abs(u.identityAssertion.privateKey);
+    }
+  }
   return deepFreeze(config);
+}
+
+/** Relative paths (not URLs) against the config file's folder. */
+function pathResolver(file: string): (p: string) => string {
+  const base = dirname(resolve(file));
+  return (p) => (isAbsolute(p) || /^https?:\/\//.test(p) ? p : resolve(base, p));
+}
+
+/** Every path of the audit section: the file, the outbox and dead letters, the signing key, the Kafka TLS files. */
+function resolveAuditPaths(audit: GatewayConfig["audit"], abs: (p: string) => string): void {
+  if (audit.file) audit.file = abs(audit.file);
+  resolveOutbox(audit, abs);
+  if (audit.signing) audit.signing.privateKey = abs(audit.signing.privateKey);
+  const ssl = audit.kafka?.ssl;
+  if (ssl !== undefined && typeof ssl === "object") {
+    if (ssl.ca !== undefined) ssl.ca = typeof ssl.ca === "string" ? abs(ssl.ca) : ssl.ca.map(abs);
+    if (ssl.cert !== undefined) ssl.cert = abs(ssl.cert);
+    if (ssl.key !== undefined) ssl.key = abs(ssl.key);
+  }
 }
 
 function expandEnv(value: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {

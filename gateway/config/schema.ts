@@ -11,6 +11,7 @@ import {
   saslNeedsTls,
 } from "./audit-schema.js";
 import { parseCidr } from "../shared/ip.js";
+import { LOG_LEVELS } from "../shared/log.js";
 import { auditDeadLetterFileSchema, auditOnFullSchema, auditOutboxSchema } from "./outbox-schema.js";
 
 /**
@@ -262,6 +263,13 @@ const rateLimitsSchema = z
   .strict()
   .refine((r) => r.store !== "redis" || r.redis !== undefined, { message: "store: redis needs redis.url", path: ["redis"] });
 
+const loggingSchema = z
+  .object({
+    /** Lowest level written (gateway/shared/log.ts); PORTCULLIS_LOG_LEVEL overrides it. */
+    level: z.enum(LOG_LEVELS).default("info"),
+  })
+  .strict();
+
 const shutdownSchema = z
   .object({
     /** On SIGTERM, in-flight calls get this long to finish before connections are cut. */
@@ -284,6 +292,7 @@ export const configSchema = z
     edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
+    logging: loggingSchema.default({ level: "info" }),
   })
   .strict()
   // The session ledger lives in the Redis of the rate limits: one connection setting, not two.

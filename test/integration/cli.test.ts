@@ -198,7 +198,8 @@ describe("portcullis CLI (node dist/gateway/cli/main.js)", function () {
         const timer = setTimeout(() => reject(new Error(`no "serving" line within 20 s:\n${stderr}`)), 20_000);
         child.stderr.on("data", (c: Buffer) => {
           stderr += c.toString();
-          const m = /^portcullis \S+ serving (http:\/\/127\.0\.0\.1:\d+)\/mcp\/demo$/m.exec(stderr);
+          // A JSON log line like every other one on stderr.
+          const m = /^\{.*"msg":"portcullis \S+ serving (http:\/\/127\.0\.0\.1:\d+)\/mcp\/demo"\}$/m.exec(stderr);
           if (m) {
             clearTimeout(timer);
             resolve(m[1]!);

@@ -28,7 +28,7 @@ const DOORS = [
   },
   {
     door: "readers.ts",
-    names: ["DeadLetterLine", "ed25519PublicKey", "followTopic", "readJsonlFile", "readTopicToEnd", "StoredRecord", "TopicSource", "verifyRecords", "VerifyReport"],
+    names: ["DeadLetterLine", "ed25519PublicKey", "followJsonlFile", "followTopic", "readJsonlFile", "readTopicToEnd", "StoredRecord", "TopicSource", "verifyRecords", "VerifyReport"],
   },
 ];
 
@@ -128,7 +128,7 @@ describe("audit front doors (gateway/audit/index.ts, readers.ts)", () => {
       "AuditBackpressureError", "AuditChain", "AuditLog", "AuditRecord", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
       "ed25519PrivateKey", "JsonlFileSink", "kafkaSecurityOptions", "KafkaSink", "MemoryBacklog", "Outbox", "sensitiveKeyMatcher", "toOcsf",
     ]);
-    assert.deepEqual(Object.keys(readers).sort(byName), ["ed25519PublicKey", "followTopic", "readJsonlFile", "readTopicToEnd", "verifyRecords"]);
+    assert.deepEqual(Object.keys(readers).sort(byName), ["ed25519PublicKey", "followJsonlFile", "followTopic", "readJsonlFile", "readTopicToEnd", "verifyRecords"]);
   });
 
   it("code outside gateway/audit/ and test/unit/audit/ imports the stage through a door only", () => {

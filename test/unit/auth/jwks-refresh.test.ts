@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { silentLogger } from "../../../gateway/shared/log.js";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AuthError, JwtVerifier, type AuthFailureCode, type JwtVerifierOptions } from "../../../gateway/auth/index.js";
@@ -23,6 +24,7 @@ function verifierFor(idp: FakeIdp, clock: ManualClock, overrides: Partial<JwtVer
     issuer: idp.issuer,
     audience: idp.audience,
     jwksUri: idp.jwksUri,
+    log: silentLogger,
     algorithms: ["RS256"],
     unknownKidRefreshIntervalMs: INTERVAL,
     jwksCacheMaxAgeMs: MAX_AGE,

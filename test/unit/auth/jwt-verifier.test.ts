@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { silentLogger } from "../../../gateway/shared/log.js";
 import { AuthError, JwtVerifier, type AuthFailureCode, type JwtVerifierOptions } from "../../../gateway/auth/index.js";
 import { EXPECTED_CODE, startFakeIdp, type DefectKind, type FakeIdp } from "../../fakes/jwks.js";
 
@@ -8,6 +9,8 @@ function verifierFor(idp: FakeIdp, overrides: Partial<JwtVerifierOptions> = {}):
     audience: idp.audience,
     jwksUri: idp.jwksUri,
     algorithms: ["RS256"],
+    // Most tokens here carry no roles: the once-per-verifier rolesClaim warning is tested on its own.
+    log: silentLogger,
     ...overrides,
   });
 }
