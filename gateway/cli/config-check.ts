@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, statfsSync, statSync } from "node:fs";
 import { delimiter, dirname, isAbsolute, resolve } from "node:path";
 import { kafkaSecurityOptions } from "../audit/index.js";
-import { auditChainFromConfig } from "../compose/audit.js";
+import { auditChainFromConfig } from "../compose/index.js";
 import { startPolicy } from "../compose/index.js";
 import { ConfigError, isStdioUpstream, loadConfig, type GatewayConfig, type StdioUpstreamConfig } from "../config/index.js";
 import { BundleError, type ReloaderStatus } from "../policy/index.js";

@@ -50,7 +50,7 @@ export interface GatewayOverrides {
  * before listening, so a gateway never serves without a good policy.
  */
 export async function startGateway(config: GatewayConfig, overrides: GatewayOverrides = {}): Promise<RunningGateway> {
-  const log = overrides.log ?? createLogger();
+  const log = overrides.log ?? createLogger(config.logging.level);
   const parts = new Lifecycle(log);
   try {
     return await start(config, overrides, log, parts);
@@ -79,6 +79,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   let verifier = overrides.verifier;
   if (!verifier) {
     const jwt = new JwtVerifier({
+      log,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       jwksUri: config.auth.jwksUri,
@@ -216,6 +217,22 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     connectUpstream: guardUpstreams(config.upstreams, connectUpstream),
     ...(sealer && { sealer }),
     ledger,
+    observe: (done) => {
+      if (!config.logging.access) return;
+      const e = done.event;
+      // The access line: one per request, what an operator greps first (the audit event has the rest).
+      log("info", "request", {
+        method: e.mcp.method,
+        server: e.mcp.server,
+        ...(e.mcp.tool && { tool: e.mcp.tool }),
+        outcome: e.outcome,
+        status: done.status,
+        duration_ms: e.latency_ms.total,
+        decision_id: e.decision_id,
+        ...(e.error && { error: e.error.code }),
+        ...(!done.audited && { audited: false }),
+      });
+    },
     limits,
     resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
     origins: () => origins,
@@ -236,6 +253,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     allowedOrigins: config.edge.allowedOrigins,
     originAllowed: (origin) => origins.originAllowed(origin),
     readiness: () => readiness(ready),
+    log,
   });
   const inFlight = new InFlight(server);
   await new Promise<void>((resolve, reject) => {

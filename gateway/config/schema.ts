@@ -267,6 +267,8 @@ const loggingSchema = z
   .object({
     /** Lowest level written (gateway/shared/log.ts); PORTCULLIS_LOG_LEVEL overrides it. */
     level: z.enum(LOG_LEVELS).default("info"),
+    /** One `request` line per request at info (method, server, tool, outcome, status, duration, decision id). */
+    access: z.boolean().default(true),
   })
   .strict();
 
@@ -292,7 +294,7 @@ export const configSchema = z
     edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
-    logging: loggingSchema.default({ level: "info" }),
+    logging: loggingSchema.default({ level: "info", access: true }),
   })
   .strict()
   // The session ledger lives in the Redis of the rate limits: one connection setting, not two.

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import express, { type Request, type Response } from "express";
+import { createLogger, type Logger } from "../shared/log.js";
 import { Refusal } from "./errors.js";
 import type { McpEndpoint } from "./pipeline.js";
 
@@ -19,6 +20,8 @@ export interface HttpAppOptions {
   allowedOrigins?: readonly string[];
   /** Replaces `allowedOrigins` when set: the endpoint's own origin policy (origin-policy.ts). */
   originAllowed?: (origin: string) => boolean;
+  /** Where a failure the pipeline did not answer is reported (it never should: a bug). */
+  log?: Logger;
   /** GET /readyz: each check by name; absent, /readyz is ready while the process serves. */
   readiness?: () => Promise<{ ready: boolean; checks: Record<string, unknown> }>;
 }
@@ -88,7 +91,7 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
     }
     handled.catch((err: unknown) => {
       // The pipeline answers every request itself; reaching here is a bug, never a silent pass.
-      process.stderr.write(`${JSON.stringify({ level: "error", msg: "unhandled endpoint failure", error: String(err) })}\n`);
+      (opts.log ?? createLogger())("error", "unhandled endpoint failure", { error: String(err) });
       if (!res.headersSent) res.writeHead(500).end();
       else res.end();
     });

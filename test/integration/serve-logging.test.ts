@@ -7,7 +7,11 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { startDemoUpstream } from "../../demo/upstream.js";
 import { startFakeIdp, type FakeIdp } from "../fakes/jwks.js";
+import { spawnServe } from "../support/serve.js";
 import { defaultBundle, freePort, repoRoot } from "../support/stack.js";
 
 describe("serve logging (logging.level, PORTCULLIS_LOG_LEVEL)", function () {
@@ -71,5 +75,38 @@ describe("serve logging (logging.level, PORTCULLIS_LOG_LEVEL)", function () {
     const lines = await serveOnce(undefined, {});
     assert.ok(lines.some((l) => l.level === "info" && l.msg === "gateway listening"));
     assert.ok(!lines.some((l) => l.level === "debug"));
+  });
+
+  it("one access line per request: method, server, tool, outcome, status, duration, decision id (logging.access, on by default)", async () => {
+    const demo = await startDemoUpstream();
+    const gw = await spawnServe({
+      auth: { issuer: idp.issuer, audience: "http://127.0.0.1:8080/mcp", jwksUri: idp.jwksUri, algorithms: ["RS256"] },
+      policy: { bundle: (await defaultBundle()).bundle, verificationKey: join((await defaultBundle()).dir, "pub.pem") },
+      upstreams: { demo: { url: demo.url } },
+      audit: { file: join(work, "access-audit.jsonl") },
+    });
+    try {
+      const token = idp.mint({ sub: "alice", roles: ["analyst"], scope: "mcp:tools" });
+      const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp/demo`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+      const client = new Client({ name: "access-log", version: "1" });
+      await client.connect(transport);
+      await client.callTool({ name: "echo", arguments: { text: "hi" } });
+      await client.callTool({ name: "delete_record", arguments: { id: "1" } }).catch(() => undefined); // hidden from analysts: -32602
+      await client.close();
+      // The line follows the answer (it is never on the answer's path): give stderr a moment.
+      for (let i = 0; i < 40 && gw.stderr().split("\n").filter((l) => l.includes('"msg":"request"') && l.includes('"tools/call"')).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      const lines = gw.stderr().split("\n").filter((l) => l.includes('"msg":"request"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const calls = lines.filter((l) => l.method === "tools/call");
+      assert.deepEqual(calls.map((l) => [l.server, l.tool, l.outcome, l.status]), [["demo", "echo", "allowed", 200], ["demo", "delete_record", "denied", 200]]);
+      for (const l of calls) {
+        assert.equal(l.level, "info");
+        assert.equal(typeof l.duration_ms, "number");
+        assert.match(String(l.decision_id), /^[0-9a-f-]{36}$/);
+      }
+      assert.ok(lines.some((l) => l.method === "initialize" && l.outcome === "allowed"));
+    } finally {
+      await gw.stop();
+      await demo.close();
+    }
   });
 });
