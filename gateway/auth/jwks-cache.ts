@@ -19,6 +19,8 @@ export interface JwksStatus {
   keyCount: number;
   fetchedAt: number | null;
   lastError: string | null;
+  /** Failed fetches since the cache was created (a cumulative count: `portcullis_jwks_refresh_failures_total`). */
+  refreshFailures: number;
 }
 
 export interface JwksCacheOptions {
@@ -62,6 +64,7 @@ export class JwksCache {
   private inflight: Promise<void> | null = null;
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
   private lastError: string | null = null;
+  private refreshFailures = 0;
 
   constructor(private readonly options: JwksCacheOptions) {
     this.client = new jwksRsa.JwksClient({
@@ -85,6 +88,7 @@ export class JwksCache {
       keyCount: set?.all.length ?? 0,
       fetchedAt: set?.fetchedAt ?? null,
       lastError: this.lastError,
+      refreshFailures: this.refreshFailures,
     };
   }
 
@@ -157,6 +161,7 @@ export class JwksCache {
       },
       (err: unknown) => {
         this.lastError = err instanceof Error ? err.message : String(err);
+        this.refreshFailures++;
       },
     );
     this.inflight = attempt.finally(() => {

@@ -151,6 +151,7 @@ describe("JwtVerifier key handling", () => {
     assert.equal((await verifier.verify(idp.mint({ sub: "stale-ok" }))).sub, "stale-ok");
     await until(() => verifier.status().lastError !== null);
     assert.equal(verifier.status().state, "stale");
+    assert.equal(verifier.status().refreshFailures, 1, "the failed background refresh is counted");
 
     clock.advance(MAX_STALE);
     await rejectsWith(verifier.verify(idp.mint({ sub: "too-stale" })), "jwks_unavailable");
@@ -171,9 +172,11 @@ describe("JwtVerifier key handling", () => {
     idp.setAvailable(true);
     await rejectsWith(verifier.verify(idp.mint()), "jwks_unavailable");
     assert.equal(idp.jwksFetchCount, 1);
+    assert.equal(verifier.status().refreshFailures, 1);
     clock.advance(INTERVAL + 1);
     assert.equal((await verifier.verify(idp.mint({ sub: "recovered" }))).sub, "recovered");
     assert.equal(idp.jwksFetchCount, 2);
+    assert.equal(verifier.status().refreshFailures, 1, "a cumulative count: recovering does not reset it");
   });
 
   it("refreshes a stale key set in the background without delaying the request", async () => {
@@ -206,8 +209,8 @@ describe("JwtVerifier key handling", () => {
     const verifier = verifierFor(idp, clock);
     const status = await verifier.start();
     assert.deepEqual(
-      { state: status.state, keyCount: status.keyCount, lastError: status.lastError },
-      { state: "fresh", keyCount: 1, lastError: null },
+      { state: status.state, keyCount: status.keyCount, lastError: status.lastError, refreshFailures: status.refreshFailures },
+      { state: "fresh", keyCount: 1, lastError: null, refreshFailures: 0 },
     );
     await verifier.verify(idp.mint());
     assert.equal(idp.jwksFetchCount, 1);
