@@ -42,6 +42,12 @@ export interface ReloaderStatus {
   consecutiveFailures: number;
   lastError?: { code: string; message: string; atMs: number };
   lastCheckMs?: number;
+  /**
+   * When a check last confirmed the active bundle (loaded it, or found the source unchanged),
+   * epoch ms. Failed checks leave it, so its age is how long this replica has not seen its policy
+   * source (`portcullis_bundle_age_seconds`).
+   */
+  confirmedAtMs?: number;
 }
 
 export interface BundleReloaderOptions {
@@ -84,6 +90,7 @@ export class BundleReloader {
   private failures = 0;
   private lastError: ReloaderStatus["lastError"];
   private lastCheckMs: number | undefined;
+  private confirmedAtMs: number | undefined;
   /** The error behind lastError, rethrown by a failed start. */
   private lastFailure: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -152,6 +159,7 @@ export class BundleReloader {
       consecutiveFailures: this.failures,
       ...(this.lastError ? { lastError: { ...this.lastError } } : {}),
       ...(this.lastCheckMs !== undefined ? { lastCheckMs: this.lastCheckMs } : {}),
+      ...(this.confirmedAtMs !== undefined ? { confirmedAtMs: this.confirmedAtMs } : {}),
     };
   }
 
@@ -240,6 +248,7 @@ export class BundleReloader {
 
   private settle(result: ReloadResult): ReloadResult {
     this.failures = 0;
+    if (this.active !== undefined) this.confirmedAtMs = (this.opts.now ?? Date.now)();
     return result;
   }
 

@@ -110,6 +110,29 @@ describe("BundleReloader", () => {
     assert.deepEqual([r.status().state, r.revision], ["ok", "r3"]);
   });
 
+  it("status().confirmedAtMs moves with each check that loads or finds the bundle unchanged, not with a failed one", async () => {
+    const file = join(dir, "confirmed.tar.gz");
+    await writeFile(file, bundleBytes(keys, "r1"));
+    let now = 1_000;
+    const { r } = reloader(file, { now: () => now });
+    await r.start();
+    assert.equal(r.status().confirmedAtMs, 1_000);
+    now = 2_000;
+    assert.equal(await r.reload("manual"), "unchanged");
+    assert.equal(r.status().confirmedAtMs, 2_000);
+    now = 3_000;
+    await writeAtomically(file, bundleBytes(keys, "r2", { tamper: true }));
+    assert.equal(await r.reload("manual"), "refused");
+    now = 4_000;
+    await rm(file);
+    assert.equal(await r.reload("manual"), "unavailable");
+    assert.deepEqual([r.status().confirmedAtMs, r.status().lastCheckMs], [2_000, 4_000], "failed checks leave it");
+    now = 5_000;
+    await writeFile(file, bundleBytes(keys, "r3"));
+    assert.equal(await r.reload("manual"), "swapped");
+    assert.equal(r.status().confirmedAtMs, 5_000);
+  });
+
   it("fails start for a missing required bundle, and waits (not_ready) for an optional one", async () => {
     const file = join(dir, "later.tar.gz");
     const required = reloader(file).r;
