@@ -57,7 +57,7 @@ export interface KafkaSinkOptions {
    * topic's max.message.bytes and logs an error when it is below this plus RECORD_OVERHEAD_BYTES.
    */
   maxEventBytes?: number;
-  /** Clock for the dead-letter timestamps (default Date.now). */
+  /** Clock for the dead-letter timestamps and stats().sendLagMs (default Date.now). */
   now?: () => number;
   /** Test seam: the client to use instead of a kafkajs `Kafka` built from the options above. */
   client?: KafkaClientLike;
@@ -74,6 +74,12 @@ export interface KafkaSinkStats {
   producerRecreations: number;
   /** Events Kafka refused permanently, written to the dead-letter file and acknowledged in the backlog. */
   deadLettered: number;
+  /**
+   * How long the sender has been delivering the batch it holds, retries included (0 while it
+   * waits for events). Unlike the oldest event's age it does not grow with a long backlog that
+   * moves, only when Kafka stops confirming (`portcullis_audit_kafka_send_lag_seconds`).
+   */
+  sendLagMs: number;
   /** With the durable outbox as backlog: its counters (refusals, fsyncs, unacked bytes, …). */
   outbox?: BacklogStats;
 }
@@ -118,6 +124,8 @@ export class KafkaSink implements AuditSink {
   private counters = { sent: 0, sendFailures: 0, producerRecreations: 0, deadLettered: 0 };
   private readonly deadLetter: DeadLetterFile | null;
   private readonly now: () => number;
+  /** When the sender took the batch it is delivering; null while it waits for events. */
+  private deliveringSince: number | null = null;
   /** The topic's batch limit once read at connect (null: unknown, not cut). */
   private topicLimit: TopicMessageLimit | null = null;
   private limitTriedAt = Number.NEGATIVE_INFINITY;
@@ -180,7 +188,8 @@ export class KafkaSink implements AuditSink {
 
   stats(): KafkaSinkStats {
     const outbox = this.backlog.stats?.();
-    return { queued: this.backlog.size, ...this.counters, ...(outbox ? { outbox } : {}) };
+    const sendLagMs = this.deliveringSince === null ? 0 : Math.max(0, this.now() - this.deliveringSince);
+    return { queued: this.backlog.size, ...this.counters, sendLagMs, ...(outbox ? { outbox } : {}) };
   }
 
   /** Back-pressure from a bounded backlog (the outbox): see AuditBacklog.admit. */
@@ -219,10 +228,13 @@ export class KafkaSink implements AuditSink {
   private async run(): Promise<void> {
     while (!this.hardStop.signal.aborted) {
       if (this.backlog.size === 0) {
+        this.deliveringSince = null;
         if (this.closing.signal.aborted) return;
         await this.backlog.whenNonEmpty(this.closing.signal);
         continue;
       }
+      // Each batch starts its own clock: a backlog that drains batch after batch shows no lag.
+      this.deliveringSince = this.now();
       const peeked = await this.backlog.peek(this.maxBatch, this.maxBatchBytes);
       // Under the topic's batch limit (kafka-topic-limit.ts); the rest stays for the next batch.
       const batch = peeked.slice(0, fittingCount(peeked, this.batchLimit()));

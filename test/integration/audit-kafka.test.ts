@@ -114,7 +114,7 @@ describe("audit to Kafka (real broker)", function () {
     const report = await sink.close({ timeoutMs: 20_000 });
     const drainMs = performance.now() - t0;
     assert.deepEqual(report, { sent: N, remaining: 0 });
-    assert.deepEqual(sink.stats(), { queued: 0, sent: N, sendFailures: 0, producerRecreations: 0, deadLettered: 0 });
+    assert.deepEqual(sink.stats(), { queued: 0, sent: N, sendFailures: 0, producerRecreations: 0, deadLettered: 0, sendLagMs: 0 });
 
     // Short long-poll: disconnect waits for the fetch in progress.
     consumer = kafka.consumer({ groupId: `it-${randomUUID()}`, maxWaitTimeInMs: 100 });

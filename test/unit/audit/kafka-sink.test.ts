@@ -216,7 +216,7 @@ describe("KafkaSink (fake kafkajs client)", () => {
     assert.equal(kafka.sends[0]?.producer, 0);
     assert.equal(kafka.sends[1]?.producer, 1, "retried on a new producer instance");
     assert.equal(kafka.producers[0]?.disconnected, true);
-    assert.deepEqual(s.stats(), { queued: 0, sent: 3, sendFailures: 1, producerRecreations: 1, deadLettered: 0 });
+    assert.deepEqual(s.stats(), { queued: 0, sent: 3, sendFailures: 1, producerRecreations: 1, deadLettered: 0, sendLagMs: 0 });
     assert.ok(entries.some((e) => e.startsWith("warn") && /replacing the producer/.test(e)));
     await s.close();
   });
@@ -247,6 +247,25 @@ describe("KafkaSink (fake kafkajs client)", () => {
     kafka.connectFails = false;
     await until(() => s.stats().sent === 5);
     assert.deepEqual(await s.close(), { sent: 5, remaining: 0 });
+  });
+
+  it("reports how long the sender has held its batch (send lag): growing while Kafka does not confirm, 0 once idle", async () => {
+    const kafka = new FakeKafka();
+    let release = false;
+    kafka.sendBehaviour = () => (release ? "ok" : "reject");
+    let now = 10_000;
+    const s = sink(kafka, { now: () => now });
+    assert.equal(s.stats().sendLagMs, 0, "nothing to send: no lag");
+    await s.start();
+    const ids = sequentialIds();
+    for (let i = 0; i < 3; i++) await s.write(sampleEvent(ids));
+    await until(() => s.stats().sendFailures >= 2);
+    now += 45_000;
+    assert.equal(s.stats().sendLagMs, 45_000, "retries of one batch add up");
+    release = true;
+    await until(() => s.stats().sent === 3);
+    assert.equal(s.stats().sendLagMs, 0);
+    await s.close();
   });
 
   it("gives up at the close deadline on a hanging send and counts the batch as remaining", async () => {
@@ -346,7 +365,7 @@ describe("KafkaSink: events Kafka refuses permanently (poison pills)", () => {
     await s.start();
     await until(() => s.stats().sent === 29);
     assert.deepEqual(kafka.delivered, idsOf(events.filter((e) => e !== poison)));
-    assert.deepEqual({ ...s.stats(), sendFailures: undefined, producerRecreations: undefined }, { queued: 0, sent: 29, deadLettered: 1, sendFailures: undefined, producerRecreations: undefined });
+    assert.deepEqual({ ...s.stats(), sendFailures: undefined, producerRecreations: undefined }, { queued: 0, sent: 29, deadLettered: 1, sendLagMs: 0, sendFailures: undefined, producerRecreations: undefined });
 
     const [line, ...more] = readLines(file);
     assert.equal(more.length, 0);
