@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { AuditOutcome } from "../audit/index.js";
+import type { AuditEvent, AuditOutcome } from "../audit/index.js";
 import {
   LabelSet,
   MAX_REVISION_LABEL_CHARS,
@@ -47,6 +47,12 @@ export interface RateLimitObservation {
   reason: RateLimitReason;
 }
 
+/** An answered exchange: its audit event and how long the audit write took (the pipeline's `ExchangeDone`). */
+export interface ExchangeObservation {
+  event: Pick<AuditEvent, "outcome" | "mcp" | "latency_ms" | "result" | "error">;
+  auditMs: number;
+}
+
 /** What GET /metrics answers. */
 export interface Exposition {
   contentType: string;
@@ -82,6 +88,8 @@ export class GatewayMetrics {
   private readonly stages = new LabelSet<PipelineStage>(PIPELINE_STAGES);
   private readonly reasons = new LabelSet<RateLimitReason>(RATE_LIMIT_REASONS);
   private readonly errorCodes = new LabelSet<string>(UPSTREAM_ERROR_CODES);
+  /** The codes of an upstream exchange that failed; an upstream's JSON-RPC error (`upstream_error`) is an answer, not one of them. */
+  private readonly upstreamFailureCodes: ReadonlySet<string> = new Set(UPSTREAM_ERROR_CODES);
 
   private readonly decisions: Counter<"outcome" | "server" | "method">;
   private readonly requestDuration: Histogram<"server" | "method" | "outcome">;
@@ -152,6 +160,29 @@ export class GatewayMetrics {
     this.decisions.inc(labels);
     const seconds = toSeconds(request.durationMs);
     if (seconds !== null) this.requestDuration.observe(labels, seconds);
+  }
+
+  /**
+   * Everything one audit event says, once per answered exchange: the request (recordRequest), the
+   * audit stage's time, the decision stage's when the policy ran, the upstream exchange when one
+   * was started (its failure code from `error.code`), and a refusal of the limits stage. The
+   * edge, identity and limits stages are not in the event: time them with recordStage.
+   */
+  recordExchange({ event, auditMs }: ExchangeObservation): void {
+    const server = event.mcp.server;
+    this.recordRequest({ server, method: event.mcp.method, outcome: event.outcome, durationMs: event.latency_ms.total });
+    this.recordStage("audit", auditMs);
+    if (event.result !== null) this.recordStage("decision", event.latency_ms.decision);
+    const code = event.error?.code ?? null;
+    if (event.outcome === "rate_limited") {
+      // Shed before it reached the upstream: no upstream exchange to time.
+      this.rateLimited.inc({ server: this.servers.of(server), reason: this.reasons.of(code) });
+      return;
+    }
+    if (event.latency_ms.upstream !== null) {
+      const failed = event.outcome === "error" && code !== null && this.upstreamFailureCodes.has(code);
+      this.recordUpstream({ server, durationMs: event.latency_ms.upstream, errorCode: failed ? code : null });
+    }
   }
 
   /** Once per stage a request went through: `portcullis_stage_duration_seconds`. */

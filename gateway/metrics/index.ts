@@ -3,6 +3,7 @@ export {
   GatewayMetrics,
   REQUEST_BUCKETS,
   STAGE_BUCKETS,
+  type ExchangeObservation,
   type Exposition,
   type GatewayMetricsOptions,
   type RateLimitObservation,

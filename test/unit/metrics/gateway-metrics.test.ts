@@ -5,6 +5,7 @@ import type { ErrorCode } from "../../../gateway/proxy/index.js";
 import {
   GatewayMetrics,
   type BundleReading,
+  type ExchangeObservation,
   type GatewayMetricsOptions,
   type JwksReading,
   type MetricSources,
@@ -94,6 +95,35 @@ describe("gateway metrics (prom-client, own registry)", () => {
     assert.equal(valueOf(s, "portcullis_stage_duration_seconds_bucket", { stage: "upstream", le: "1" }), 1);
     assert.equal(valueOf(s, "portcullis_rate_limited_total", { server: "files", reason: "upstream_busy" }), 2);
     assert.equal(valueOf(s, "portcullis_rate_limited_total", { server: "files", reason: "ratelimit_unavailable" }), 1);
+  });
+
+  it("records an answered exchange from its audit event: request, audit and decision stages, upstream, refusals", async () => {
+    const m = metrics();
+    const event = (over: Partial<ExchangeObservation["event"]>): ExchangeObservation["event"] => ({
+      outcome: "allowed",
+      mcp: { server: "files", method: "tools/call", tool: "read" },
+      latency_ms: { decision: 0.2, upstream: 120, total: 125 },
+      result: { allow: true },
+      ...over,
+    });
+    m.recordExchange({ event: event({}), auditMs: 1 });
+    m.recordExchange({ event: event({ outcome: "error", error: { code: "upstream_timeout", message: "…" }, latency_ms: { decision: 0.2, upstream: 30_000, total: 30_001 } }), auditMs: 1 });
+    // The upstream answered with a JSON-RPC error: an answer, not a failed exchange.
+    m.recordExchange({ event: event({ error: { code: "upstream_error", message: "-32000: nope" } }), auditMs: 1 });
+    // Shed at the concurrency limit: counted as a refusal, no upstream exchange timed.
+    m.recordExchange({ event: event({ outcome: "rate_limited", error: { code: "upstream_busy", message: "…" }, latency_ms: { decision: 0.2, upstream: 0, total: 1 } }), auditMs: 2 });
+    // Refused before identity: no decision ran, no upstream.
+    m.recordExchange({ event: event({ outcome: "unauthenticated", result: null, mcp: { server: "files", method: "", tool: null }, latency_ms: { decision: 0, upstream: null, total: 0.3 } }), auditMs: 3 });
+    const s = await scrape(m);
+    assert.equal(valueOf(s, "portcullis_decisions_total", { outcome: "allowed", server: "files", method: "tools/call" }), 2);
+    assert.equal(valueOf(s, "portcullis_decisions_total", { outcome: "error", server: "files", method: "tools/call" }), 1);
+    assert.equal(valueOf(s, "portcullis_decisions_total", { outcome: "rate_limited", server: "files", method: "tools/call" }), 1);
+    assert.equal(valueOf(s, "portcullis_decisions_total", { outcome: "unauthenticated", server: "files", method: "other" }), 1);
+    assert.equal(valueOf(s, "portcullis_stage_duration_seconds_count", { stage: "audit" }), 5);
+    assert.equal(valueOf(s, "portcullis_stage_duration_seconds_count", { stage: "decision" }), 4, "not for the request no policy saw");
+    assert.equal(valueOf(s, "portcullis_upstream_duration_seconds_count", { server: "files" }), 3, "not for the shed call");
+    assert.deepEqual(find(s, "portcullis_upstream_errors_total").map((x) => [x.labels, x.value]), [[{ server: "files", code: "upstream_timeout" }, 1]]);
+    assert.deepEqual(find(s, "portcullis_rate_limited_total").map((x) => [x.labels, x.value]), [[{ server: "files", reason: "upstream_busy" }, 1]]);
   });
 
   it("never throws on a bad duration and records none", async () => {
