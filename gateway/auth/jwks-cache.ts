@@ -143,6 +143,22 @@ export class JwksCache {
     return age < this.options.maxAgeMs + this.options.maxStaleMs ? "stale" : "expired";
   }
 
+  /**
+   * Refreshes a stale set in the background every half maxAge, traffic or not (an unref'd timer):
+   * keys are otherwise refreshed only when a request needs one, and an idle replica's set would
+   * expire and make it not ready, with no request ever coming to refresh it.
+   */
+  keepFresh(): void {
+    if (this.keeper) return;
+    this.keeper = setInterval(() => {
+      const set = this.set;
+      if (set === null || this.ageState(set, this.options.clock.now()) !== "fresh") void this.refreshIfAllowed();
+    }, Math.max(1000, Math.floor(this.options.maxAgeMs / 2)));
+    this.keeper.unref();
+  }
+
+  private keeper: NodeJS.Timeout | null = null;
+
   private refreshIfAllowed(): Promise<void> {
     if (this.inflight !== null) return this.inflight;
     if (this.options.clock.now() - this.lastAttemptAt < this.options.refreshIntervalMs) {

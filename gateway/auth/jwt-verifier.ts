@@ -104,6 +104,8 @@ export class JwtVerifier implements TokenVerifier {
 
   /** Fetches the JWKS ahead of the first request. Never throws; a failure shows in the status. */
   start(): Promise<JwksStatus> {
+    // Kept fresh without traffic too: an idle replica must not let its keys expire (readiness).
+    this.keys.keepFresh();
     return this.keys.load();
   }
 

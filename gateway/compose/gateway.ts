@@ -17,6 +17,7 @@ import { createLogger, type Logger } from "../shared/log.js";
 import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafkaSink } from "./audit.js";
 import { kafkaBacklog } from "./outbox.js";
 import { readiness, type ReadinessCheck } from "./readiness.js";
+import { GatewayMetrics } from "../metrics/index.js";
 
 export const GATEWAY_VERSION: string = (
   JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -77,8 +78,9 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   // What /readyz asks (readiness.ts): each part adds the check of what it needs to serve.
   const ready: ReadinessCheck[] = [{ name: "bundle", run: () => (policy.revision ? null : "no policy bundle is loaded") }];
   let verifier = overrides.verifier;
+  let jwt: JwtVerifier | null = null;
   if (!verifier) {
-    const jwt = new JwtVerifier({
+    jwt = new JwtVerifier({
       log,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
@@ -92,11 +94,12 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     const jwks = await jwt.start();
     log(jwks.state === "fresh" ? "info" : "warn", "JWKS loaded", { jwksUri: config.auth.jwksUri, ...jwks });
     verifier = jwt;
-    parts.add({ name: "identity", stop: async () => undefined, status: () => ({ ...jwt.status() }) });
+    const identity = jwt;
+    parts.add({ name: "identity", stop: async () => undefined, status: () => ({ ...identity.status() }) });
     ready.push({
       name: "issuer_keys",
       run: () => {
-        const s = jwt.status();
+        const s = identity.status();
         if (s.keyCount > 0 && (s.state === "fresh" || s.state === "stale")) return null;
         return `the issuer's keys are ${s.state === "not_loaded" ? "not loaded" : s.state}${s.lastError ? ` (${s.lastError})` : ""}: ${config.auth.jwksUri}`;
       },
@@ -123,10 +126,11 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     // Admits a request only while its disk has room (audit.fileMinFreeBytes): no audit, no action.
     sinks.push(new JsonlFileSink(config.audit.file, { fsync: config.audit.fsync, minFreeBytes: config.audit.fileMinFreeBytes, logger: log, clock }));
   }
+  let kafkaSink: KafkaSink | null = null;
   if (config.audit.kafka) {
     const k = config.audit.kafka;
     sinks.push(
-      new KafkaSink({
+      (kafkaSink = new KafkaSink({
         brokers: [...k.brokers],
         topic: k.topic,
         clientId: k.clientId,
@@ -138,7 +142,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
         maxEventBytes: config.audit.maxEventBytes,
         // Durable outbox (audit.outbox, on by default with Kafka): events survive a crash.
         ...(await kafkaBacklog(config, log)),
-      }),
+      })),
     );
     if (k.ocsfTopic) sinks.push(ocsfKafkaSink(config, k.ocsfTopic, log));
   }
@@ -203,6 +207,34 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     if (sessionsConfig.onRedisDown === "refuse") ready.push({ name: "session_store", run: () => (redis.up ? null : "the session store (Redis) is unreachable") });
   }
 
+  // Prometheus metrics (gateway/metrics/, DESIGN.md contract 6): recorded from each answered
+  // exchange, gauges read from the parts at scrape time.
+  const metrics = new GatewayMetrics({
+    upstreams: Object.keys(config.upstreams),
+    clock,
+    sources: {
+      sessions: () => {
+        const r = endpoint.sessions.reservations;
+        return { http: r.total - r.stdio, stdio: r.stdio };
+      },
+      outbox: () => {
+        if (!kafkaSink) return null;
+        const k = kafkaSink.stats();
+        return { unacked: k.queued, oldestUnackedAgeMs: k.outbox?.oldestAgeMs ?? null, sendLagMs: k.sendLagMs ?? null };
+      },
+      bundle: () => {
+        const p = policy.status().policy;
+        return { revision: policy.revision, confirmedAtMs: p.confirmedAtMs ?? null };
+      },
+      jwks: () => {
+        if (!jwt) return null;
+        const j = jwt.status();
+        return { fetchedAtMs: j.fetchedAt, refreshFailures: j.refreshFailures };
+      },
+    },
+    onSourceError: (source, err) => log("warn", "metrics source failed", { source, error: String(err) }),
+  });
+
   let publicUrl = config.publicUrl ?? "";
   // Known once the server listens (port 0 picks one): the names and origins the gateway serves.
   let origins = originPolicy({ allowedOrigins: config.edge.allowedOrigins, allowedHosts: config.edge.allowedHosts, publicUrl: config.publicUrl });
@@ -218,6 +250,8 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     ...(sealer && { sealer }),
     ledger,
     observe: (done) => {
+      metrics.recordExchange(done);
+      for (const [stage, ms] of Object.entries(done.stageMs)) metrics.recordStage(stage as "edge" | "identity" | "limits", ms);
       if (!config.logging.access) return;
       const e = done.event;
       // The access line: one per request, what an operator greps first (the audit event has the rest).
@@ -253,6 +287,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     allowedOrigins: config.edge.allowedOrigins,
     originAllowed: (origin) => origins.originAllowed(origin),
     readiness: () => readiness(ready),
+    metrics: () => metrics.exposition(),
     log,
   });
   const inFlight = new InFlight(server);

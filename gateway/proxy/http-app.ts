@@ -22,6 +22,8 @@ export interface HttpAppOptions {
   originAllowed?: (origin: string) => boolean;
   /** Where a failure the pipeline did not answer is reported (it never should: a bug). */
   log?: Logger;
+  /** GET /metrics: the Prometheus exposition; absent, /metrics is 404. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   /** GET /readyz: each check by name; absent, /readyz is ready while the process serves. */
   readiness?: () => Promise<{ ready: boolean; checks: Record<string, unknown> }>;
 }
@@ -50,6 +52,13 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
   });
   app.get("/healthz", (_req: Request, res: Response) => {
     res.json({ status: "ok" });
+  });
+  app.get("/metrics", (_req: Request, res: Response) => {
+    if (!opts.metrics) return void res.status(404).json({ error: "not_found" });
+    opts.metrics().then(
+      (m) => void res.status(200).setHeader("content-type", m.contentType).end(m.body),
+      (err: unknown) => void res.status(500).type("text/plain").send(`metrics unavailable: ${String(err)}\n`),
+    );
   });
   app.get("/readyz", (_req: Request, res: Response) => {
     const check = opts.readiness ?? (async () => ({ ready: true, checks: {} }));

@@ -71,6 +71,8 @@ export interface ExchangeDone {
   auditMs: number;
   /** False when the audit write failed (the agent was answered audit_unavailable). */
   audited: boolean;
+  /** Stages the audit event does not time (it has decision, upstream and total), in ms. */
+  stageMs: Partial<Record<"edge" | "identity" | "limits", number>>;
 }
 
 /** One HTTP exchange on its way through the pipeline; each stage fills in its part. */
@@ -98,6 +100,7 @@ interface Exchange {
   streamLive: (() => void) | null;
   /** An agent's response: the upstream's own id of the server→client request it answers. */
   answering: JsonRpcId | null;
+  readonly stageMs: ExchangeDone["stageMs"];
 }
 
 /** `_meta` key of the decision id on denials. */
@@ -157,15 +160,15 @@ export class McpEndpoint {
   async post(server: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const x = this.open(server, req, res);
     try {
-      await this.edge(x, req); // 1 Origin, media type, size, one unambiguous JSON-RPC message, version
-      await this.identify(x, req); // 2 bearer JWT → verified identity; a session is never a credential
+      await this.timed(x, "edge", () => this.edge(x, req)); // 1 Origin, media type, size, one unambiguous JSON-RPC message, version
+      await this.timed(x, "identity", () => this.identify(x, req)); // 2 bearer JWT → verified identity; a session is never a credential
       this.shape(x); // 3 what will be decided and forwarded: the method and its validated fields
       await this.bindSession(x, req); // 4 the caller's own session, from any replica (initialize reserves a slot for one)
       await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
       await this.hold(x); // 5b a 2026 request: the upstream context the gateway holds for this agent
       await this.restart(x); // 5c a stdio session new to this replica: its process started and initialized
       await this.decide(x); // 6 policy on the shaped request (list items: in step 8, per item)
-      await this.limit(x); // 7 rate limits named by the decision, after it, before the forward
+      await this.timed(x, "limits", () => this.limit(x)); // 7 rate limits named by the decision, after it, before the forward
       await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
     } catch (err) {
       await this.refuse(x, err);
@@ -224,11 +227,22 @@ export class McpEndpoint {
 
   // ------------------------------------------------------------------------------------ stages
 
+  /** Runs a stage, timing it for `observe` (metrics) when there is an observer; failures pass through. */
+  private async timed(x: Exchange, stage: keyof ExchangeDone["stageMs"], run: () => Promise<void>): Promise<void> {
+    if (!this.deps.observe) return run();
+    const start = this.deps.clock.monotonicNs();
+    try {
+      await run();
+    } finally {
+      x.stageMs[stage] = Number(this.deps.clock.monotonicNs() - start) / 1e6;
+    }
+  }
+
   private open(server: string, req: IncomingMessage, res: ServerResponse, method = ""): Exchange {
     const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
     const responder = new Responder(res);
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null };
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {} };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -795,7 +809,7 @@ export class McpEndpoint {
     if (this.deps.observe) {
       const auditMs = Number(this.deps.clock.monotonicNs() - auditStart) / 1e6;
       try {
-        this.deps.observe({ event, status: "status" in answer ? answer.status : 200, auditMs, audited: written });
+        this.deps.observe({ event, status: "status" in answer ? answer.status : 200, auditMs, audited: written, stageMs: x.stageMs });
       } catch (err) {
         this.deps.log("warn", "observer failed", { error: String(err) });
       }

@@ -53,6 +53,18 @@ describe("JwtVerifier key handling", () => {
   });
   afterEach(() => idp.close());
 
+  it("keeps the key set fresh without traffic: an idle replica's keys do not expire (readiness)", async function () {
+    this.timeout(5_000);
+    // maxAge 2 s: the background check runs every second of real time.
+    const verifier = verifierFor(idp, clock, { jwksCacheMaxAgeMs: 2_000, jwksMaxStaleMs: 1_000, unknownKidRefreshIntervalMs: 1_000 });
+    await verifier.start();
+    assert.equal(idp.jwksFetchCount, 1);
+    clock.advance(2_500); // stale by the clock; no request comes
+    for (let i = 0; i < 60 && idp.jwksFetchCount < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(idp.jwksFetchCount, 2, "refreshed in the background");
+    assert.equal(verifier.status().state, "fresh");
+  });
+
   it("fetches the JWKS once for many tokens signed by a known key", async () => {
     const verifier = verifierFor(idp, clock);
     for (let i = 0; i < 20; i++) await verifier.verify(idp.mint({ sub: `agent-${i}` }));
