@@ -28,7 +28,10 @@ export interface ConsoleRouterOptions {
   summaryWindowMs?: number;
   /** At most this many live streams at once; more are refused with 503. Default 16. */
   maxStreams?: number;
-  /** A comment line on every open stream this often, so proxies keep it open. Default 15 s. */
+  /**
+   * This often, every open stream gets a comment line (so proxies keep it open) and its token is
+   * authorized again: a stream ends once its token expires or loses the role. Default 15 s.
+   */
   heartbeatMs?: number;
   log?: Logger;
 }
@@ -153,16 +156,19 @@ export function consoleRouter(opts: ConsoleRouterOptions): Router {
       clearInterval(heartbeat);
       unsubscribe();
     };
+    /** Ends the stream from this side (the page reconnects, and learns why if it is refused). */
+    const end = (): void => {
+      if (closed) return;
+      close();
+      res.end();
+    };
     const send = (entry: ConsoleEntry) => {
       if (closed) return;
       // JSON.stringify escapes every newline, so one data line always carries the whole entry.
       res.write(`id: ${entry.seq}\nevent: decision\ndata: ${JSON.stringify(entry)}\n\n`);
       // A reader that does not keep up is cut off rather than buffered without bound; it comes
       // back with Last-Event-ID and is replayed from the feed.
-      if (res.writableLength > MAX_STREAM_BACKLOG_BYTES) {
-        close();
-        res.end();
-      }
+      if (res.writableLength > MAX_STREAM_BACKLOG_BYTES) end();
     };
     res.write("retry: 3000\n\n");
     // Replay and subscribe in one synchronous step, so no push falls between the two. The replay
@@ -172,7 +178,16 @@ export function consoleRouter(opts: ConsoleRouterOptions): Router {
     unsubscribe = opts.feed.subscribe((entry) => {
       if (matches(entry, filter)) send(entry);
     });
-    heartbeat = setInterval(() => res.write(": keep-alive\n\n"), heartbeatMs);
+    heartbeat = setInterval(() => {
+      res.write(": keep-alive\n\n");
+      // Admitted once is not admitted forever: an expired token or a lost role ends the stream.
+      Promise.resolve(req.headers.authorization).then(opts.authorize).then(
+        (still) => {
+          if (still === null) end();
+        },
+        () => end(),
+      );
+    }, heartbeatMs);
     heartbeat.unref();
     res.on("close", close);
     res.on("error", close);

@@ -313,6 +313,20 @@ describe("console router", () => {
       await until(() => feed.subscribers === 0, "the stream to unsubscribe");
     });
 
+    it("ends an open stream once its token is no longer admitted (expired, role removed)", async () => {
+      let admitted = true;
+      await start({ heartbeatMs: 50, authorize: async (header) => (admitted ? identity.authorize(header) : null) });
+      const res = await get("/console/api/stream");
+      assert.equal(res.status, 200);
+      await until(() => feed.subscribers === 1, "the stream to subscribe");
+      await new Promise((r) => setTimeout(r, 120));
+      assert.equal(feed.subscribers, 1, "an admitted stream stays open across heartbeats");
+      admitted = false;
+      await until(() => feed.subscribers === 0, "the stream to end");
+      const rest = await res.text(); // the server ended the body: this resolves
+      assert.match(rest, /keep-alive/);
+    });
+
     it("refuses streams beyond maxStreams with 503", async () => {
       await start({ maxStreams: 1 });
       const first = await get("/console/api/stream");
