@@ -66,6 +66,7 @@ export function consoleRouter(opts: ConsoleRouterOptions): Router {
     res.setHeader("X-Content-Type-Options", "nosniff");
     res.setHeader("Referrer-Policy", "no-referrer");
     res.setHeader("Content-Security-Policy", PAGE_CSP);
+    res.setHeader("X-Frame-Options", "DENY"); // frame-ancestors for browsers that predate it
     next();
   });
 

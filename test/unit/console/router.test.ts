@@ -99,6 +99,7 @@ describe("console router", () => {
       assert.ok(!/unsafe-inline|unsafe-eval/.test(csp), csp);
       assert.equal(res.headers.get("x-content-type-options"), "nosniff");
       assert.equal(res.headers.get("cache-control"), "no-store");
+      assert.equal(res.headers.get("x-frame-options"), "DENY");
       const html = await res.text();
       assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>/.test(html), "the page has an inline script");
       assert.ok(!/\son[a-z]+=/i.test(html), "the page has an inline event handler");
