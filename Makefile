@@ -43,14 +43,15 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
               $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
+.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-chromium tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
         node_modules build bundle policy-test unit integration test deploy-lint metrics-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
 	@echo "make tools         opa $(OPA_VERSION), helm $(HELM_VERSION), kubeconform $(KUBECONFORM_VERSION), promtool $(PROMTOOL_VERSION) into .tools/bin, Kubernetes schemas into .tools/k8s-schemas,"
-	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server and haproxy (apt-get), .tools/venv (Python MCP SDK)"
+	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server, haproxy and chromium (apt-get),"
+	@echo "                   .tools/venv (Python MCP SDK)"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
@@ -65,7 +66,7 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-helm tools-kubeconform tools-promtool tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-python
+tools: tools-opa tools-helm tools-kubeconform tools-promtool tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-chromium tools-python
 
 # The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
 tools-python:
@@ -78,6 +79,11 @@ tools-redis:
 
 tools-haproxy:
 	@bash scripts/apt-tool.sh haproxy haproxy "the load balancer of the multi-replica tests"
+
+# Debian's chromium, which the console's browser test drives with playwright-core (that package never downloads a
+# browser of its own). The test names /usr/bin/chromium, so that exact path is what is checked.
+tools-chromium:
+	@bash scripts/apt-tool.sh /usr/bin/chromium chromium "the headless browser of the console tests" --version
 
 tools-opa:
 	@if [ -x "$(OPA)" ] && [ "$$("$(OPA)" version 2>/dev/null | sed -n 's/^Version: //p')" = "$(OPA_VERSION)" ]; then \
