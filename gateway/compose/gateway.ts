@@ -18,6 +18,7 @@ import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafk
 import { kafkaBacklog } from "./outbox.js";
 import { readiness, type ReadinessCheck } from "./readiness.js";
 import { GatewayMetrics } from "../metrics/index.js";
+import { ConsoleFeed, consoleRouter, roleAuthorizer } from "../console/index.js";
 
 export const GATEWAY_VERSION: string = (
   JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -122,6 +123,9 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   };
 
   const sinks: AuditSink[] = [...(overrides.sinks ?? [])];
+  // The console reads the gateway's own audit stream: every event as written, in a bounded feed.
+  const consoleFeed = config.console.enabled ? new ConsoleFeed({ now: () => clock.now() }) : null;
+  if (consoleFeed) sinks.push({ name: "console", write: async (e) => consoleFeed.push(e), close: async () => undefined });
   if (config.audit.file) {
     // Admits a request only while its disk has room (audit.fileMinFreeBytes): no audit, no action.
     sinks.push(new JsonlFileSink(config.audit.file, { fsync: config.audit.fsync, minFreeBytes: config.audit.fileMinFreeBytes, logger: log, clock }));
@@ -288,6 +292,17 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     originAllowed: (origin) => origins.originAllowed(origin),
     readiness: () => readiness(ready),
     metrics: () => metrics.exposition(),
+    ...(consoleFeed && {
+      routers: [
+        consoleRouter({
+          feed: consoleFeed,
+          authorize: roleAuthorizer(verifier, config.console.roles),
+          bundle: () => ({ revision: policy.revision }),
+          now: () => clock.now(),
+          log,
+        }),
+      ],
+    }),
     log,
   });
   const inFlight = new InFlight(server);

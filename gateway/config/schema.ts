@@ -263,6 +263,14 @@ const rateLimitsSchema = z
   .strict()
   .refine((r) => r.store !== "redis" || r.redis !== undefined, { message: "store: redis needs redis.url", path: ["redis"] });
 
+// The operator console (gateway/console/): served at /console to tokens holding one of `roles`.
+const consoleSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    roles: z.array(z.string().min(1)).min(1).default(["portcullis-operator"]),
+  })
+  .strict();
+
 const loggingSchema = z
   .object({
     /** Lowest level written (gateway/shared/log.ts); PORTCULLIS_LOG_LEVEL overrides it. */
@@ -295,6 +303,7 @@ export const configSchema = z
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
     logging: loggingSchema.default({ level: "info", access: true }),
+    console: consoleSchema.default({ enabled: true, roles: ["portcullis-operator"] }),
   })
   .strict()
   // The session ledger lives in the Redis of the rate limits: one connection setting, not two.

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import express, { type Request, type Response } from "express";
+import express, { type Request, type Response, type Router } from "express";
 import { createLogger, type Logger } from "../shared/log.js";
 import { Refusal } from "./errors.js";
 import type { McpEndpoint } from "./pipeline.js";
@@ -22,6 +22,8 @@ export interface HttpAppOptions {
   originAllowed?: (origin: string) => boolean;
   /** Where a failure the pipeline did not answer is reported (it never should: a bug). */
   log?: Logger;
+  /** Routers of other parts mounted beside the MCP endpoint (the operator console). */
+  routers?: readonly Router[];
   /** GET /metrics: the Prometheus exposition; absent, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
   /** GET /readyz: each check by name; absent, /readyz is ready while the process serves. */
@@ -67,6 +69,7 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
       (err: unknown) => void res.status(503).json({ status: "not_ready", checks: { readiness: { ok: false, reason: String(err) } } }),
     );
   });
+  for (const r of opts.routers ?? []) app.use(r);
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: "not_found" });
   });
