@@ -19,7 +19,7 @@ const otlpHttpUrl = z
 
 export const tracesConfigSchema = z
   .object({
-    /** OTLP/HTTP (protobuf) traces endpoint, the full URL including /v1/traces. */
+    /** OTLP/HTTP traces endpoint, the full URL including /v1/traces. */
     endpoint: otlpHttpUrl.optional(),
     /** `service.name` of the gateway's spans. */
     serviceName: z.string().min(1).max(256).optional(),
