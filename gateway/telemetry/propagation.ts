@@ -8,8 +8,11 @@ import { TRACE_PARENT_HEADER, TRACE_STATE_HEADER, W3CTraceContextPropagator } fr
  */
 const w3c = new W3CTraceContextPropagator();
 
-/** A header as Node gives it (a repeated header is an array), or a `_meta` value (anything). */
-export type CarriedValue = string | readonly string[] | unknown;
+/**
+ * A trace-context value as received: a header as Node gives it (string or undefined), or a
+ * `params._meta` member (any JSON value). Only a string can be valid; anything else is ignored.
+ */
+export type CarriedValue = unknown;
 
 /** The remote span context a traceparent (and its tracestate) names, or undefined if it is missing or invalid. */
 export function remoteParent(traceparent: CarriedValue, tracestate?: CarriedValue): SpanContext | undefined {
