@@ -25,6 +25,10 @@ OPA        := $(TOOLS_DIR)/bin/opa
 HELM       := $(TOOLS_DIR)/bin/helm
 KUBECONFORM := $(TOOLS_DIR)/bin/kubeconform
 PROMTOOL   := $(TOOLS_DIR)/bin/promtool
+OTELCOL    := $(TOOLS_DIR)/bin/otelcol
+OTELCOL_SRC := tools/otelcol
+# The collector release the test collector is built from: pinned in its go.mod (and go.sum), read from there.
+OTELCOL_VERSION = $(shell awk '$$1 == "go.opentelemetry.io/collector/otelcol" { print $$2 }' $(OTELCOL_SRC)/go.mod)
 KAFKA_LIBS := $(TOOLS_DIR)/kafka/libs
 KAFKA_PORT ?= 9092
 MVN        ?= mvn
@@ -43,15 +47,15 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
               $(shell find $(TS_DIRS) -name node_modules -prune -o -name '*.ts' -print 2>/dev/null) tsconfig.json package-lock.json
 BUILD_STAMP := dist/.build-stamp
 
-.PHONY: help tools tools-opa tools-kafka tools-redis tools-haproxy tools-chromium tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
+.PHONY: help tools tools-opa tools-otelcol tools-kafka tools-redis tools-haproxy tools-chromium tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
         node_modules build bundle policy-test unit integration test deploy-lint metrics-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
 	@echo "make run           build everything and start the development gateway on 127.0.0.1:8080"
 	@echo "make tools         opa $(OPA_VERSION), helm $(HELM_VERSION), kubeconform $(KUBECONFORM_VERSION), promtool $(PROMTOOL_VERSION) into .tools/bin, Kubernetes schemas into .tools/k8s-schemas,"
-	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server, haproxy and chromium (apt-get),"
-	@echo "                   .tools/venv (Python MCP SDK)"
+	@echo "                   Kafka $(KAFKA_VERSION) jars into .tools/kafka/libs, redis-server, haproxy and chromium (apt-get), .tools/venv (Python MCP SDK),"
+	@echo "                   otelcol (OpenTelemetry Collector of tools/otelcol/, for the traces tests) into .tools/bin"
 	@echo "make build         compile TypeScript into dist/"
 	@echo "make bundle        signed policy bundle bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/)"
 	@echo "make bundle-verify check that bundle with portcullis bundle verify and opa (part of make test)"
@@ -66,7 +70,7 @@ help:
 
 # ---------------------------------------------------------------------------------------------------------- tools
 
-tools: tools-opa tools-helm tools-kubeconform tools-promtool tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-chromium tools-python
+tools: tools-opa tools-helm tools-kubeconform tools-promtool tools-k8s-schemas tools-kafka tools-redis tools-haproxy tools-chromium tools-python tools-otelcol
 
 # The Python SDK client of the era-pairing tests: .tools/venv from test/python/requirements.txt (pinned, hashed).
 tools-python:
@@ -110,6 +114,22 @@ define go-tool
 	  [ "$$(go version -m "$(2)" | awk '$$1 == "mod" { print $$3 }')" = "v$(4)" ] || { echo "error: $(2) is not $(1) $(4)" >&2; exit 1; }; \
 	fi
 endef
+
+# The OpenTelemetry Collector the traces tests export to (test/support/collector.ts): the OTLP receiver and the file
+# exporter, from pinned upstream modules (tools/otelcol/go.mod, go.sum). Rebuilt when its sources change; the build
+# takes about 3 min cold on 2 cores, seconds with Go's build cache.
+tools-otelcol: $(OTELCOL)
+	@echo "==> otelcol (OpenTelemetry Collector $(OTELCOL_VERSION), OTLP receiver and file exporter): ready"
+
+$(OTELCOL): $(OTELCOL_SRC)/main.go $(OTELCOL_SRC)/go.mod $(OTELCOL_SRC)/go.sum
+	@echo "==> otelcol $(OTELCOL_VERSION): building from source with 'go install' (about 3 min cold)"
+	@command -v go >/dev/null || { echo "error: Go is needed to build otelcol" >&2; exit 1; }
+	@mkdir -p "$(TOOLS_DIR)/bin"
+	cd $(OTELCOL_SRC) && GOBIN="$(TOOLS_DIR)/bin" CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" go install -trimpath .
+	@go version -m "$@" | awk '$$1 == "dep" && $$2 == "go.opentelemetry.io/collector/otelcol" { v = $$3 } END { exit v == "$(OTELCOL_VERSION)" ? 0 : 1 }' \
+	  || { echo "error: $@ is not built from collector $(OTELCOL_VERSION)" >&2; exit 1; }
+	@# go install leaves an up-to-date binary untouched: mark it newer than its sources.
+	@touch "$@"
 
 # Helm and kubeconform for make deploy-lint (the Helm build takes about 2 min cold on 2 cores).
 tools-helm:
