@@ -18,6 +18,7 @@ import { auditChainFromConfig, auditKafkaSecurity, auditMaskFromConfig, ocsfKafk
 import { kafkaBacklog } from "./outbox.js";
 import { readiness, type ReadinessCheck } from "./readiness.js";
 import { GatewayMetrics } from "../metrics/index.js";
+import { startTracing } from "../telemetry/index.js";
 import { ConsoleFeed, consoleRouter, roleAuthorizer } from "../console/index.js";
 
 export const GATEWAY_VERSION: string = (
@@ -211,6 +212,10 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     if (sessionsConfig.onRedisDown === "refuse") ready.push({ name: "session_store", run: () => (redis.up ? null : "the session store (Redis) is unreachable") });
   }
 
+  // OpenTelemetry traces: a span per request and stage, continued from the agent, passed upstream.
+  const tracing = startTracing(config.telemetry?.traces, { log, serviceVersion: GATEWAY_VERSION, serviceInstanceId: auditContext.instanceId });
+  parts.add({ name: "tracing", stop: () => tracing.shutdown(), status: () => ({ enabled: tracing.enabled, ...(tracing.settings && { endpoint: tracing.settings.endpoint }) }) });
+
   // Prometheus metrics (gateway/metrics/, DESIGN.md contract 6): recorded from each answered
   // exchange, gauges read from the parts at scrape time.
   const metrics = new GatewayMetrics({
@@ -253,6 +258,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     connectUpstream: guardUpstreams(config.upstreams, connectUpstream),
     ...(sealer && { sealer }),
     ledger,
+    tracing,
     observe: (done) => {
       metrics.recordExchange(done);
       for (const [stage, ms] of Object.entries(done.stageMs)) metrics.recordStage(stage as "edge" | "identity" | "limits", ms);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { telemetryConfigSchema } from "../telemetry/config.js";
 import {
   AUDIT_BOUNDS_DEFAULTS,
   auditFileMinFreeBytesSchema,
@@ -303,6 +304,8 @@ export const configSchema = z
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
     logging: loggingSchema.default({ level: "info", access: true }),
+    /** OpenTelemetry traces (gateway/telemetry/): off unless telemetry.traces is set. */
+    telemetry: telemetryConfigSchema.optional(),
     console: consoleSchema.default({ enabled: true, roles: ["portcullis-operator"] }),
   })
   .strict()

@@ -24,7 +24,8 @@ import { SessionSealer } from "./session-seal.js";
 import { REPLICA_ID } from "./upstream-ids.js";
 import { sseMessage, ssePriming } from "./sse.js";
 import { parseStrictJson } from "./strict-json.js";
-import { UpstreamError, type ConnectUpstream, type UpstreamConnection } from "./upstream.js";
+import { UpstreamError, type ConnectUpstream, type RequestOptions, type UpstreamConnection } from "./upstream.js";
+import type { LocalStageName, RequestSpan, StageSpan, Tracing } from "../telemetry/index.js";
 
 /** Protocol revisions this endpoint serves, newest first (both eras: era.ts). */
 export const SUPPORTED_PROTOCOL_VERSIONS = SUPPORTED_VERSIONS;
@@ -61,6 +62,8 @@ export interface McpEndpointDeps {
    * status sent, and how long the audit write took. Never on the way of the answer.
    */
   observe?: (done: ExchangeDone) => void;
+  /** OpenTelemetry (gateway/telemetry/): a span per request, one per stage; absent or off: none. */
+  tracing?: Tracing;
 }
 
 /** One answered exchange, as `observe` hears of it. */
@@ -101,6 +104,8 @@ interface Exchange {
   /** An agent's response: the upstream's own id of the server→client request it answers. */
   answering: JsonRpcId | null;
   readonly stageMs: ExchangeDone["stageMs"];
+  /** The request's span when tracing is on. */
+  readonly span: RequestSpan | null;
 }
 
 /** `_meta` key of the decision id on denials. */
@@ -164,10 +169,11 @@ export class McpEndpoint {
       await this.timed(x, "identity", () => this.identify(x, req)); // 2 bearer JWT → verified identity; a session is never a credential
       this.shape(x); // 3 what will be decided and forwarded: the method and its validated fields
       await this.bindSession(x, req); // 4 the caller's own session, from any replica (initialize reserves a slot for one)
+      this.describeSpan(x);
       await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
       await this.hold(x); // 5b a 2026 request: the upstream context the gateway holds for this agent
       await this.restart(x); // 5c a stdio session new to this replica: its process started and initialized
-      await this.decide(x); // 6 policy on the shaped request (list items: in step 8, per item)
+      await this.timed(x, "decision", () => this.decide(x)); // 6 policy on the shaped request (list items: in step 8, per item)
       await this.timed(x, "limits", () => this.limit(x)); // 7 rate limits named by the decision, after it, before the forward
       await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
     } catch (err) {
@@ -184,6 +190,7 @@ export class McpEndpoint {
       this.checkOrigin(req);
       await this.identify(x, req);
       const session = await this.ownSession(x, req);
+      this.describeSpan(x);
       await this.admit(x);
       await this.restart(x);
       await this.openStream(x, session, header(req, "last-event-id"));
@@ -201,6 +208,7 @@ export class McpEndpoint {
       this.checkOrigin(req);
       await this.identify(x, req);
       const session = await this.ownSession(x, req);
+      this.describeSpan(x);
       x.acted = true;
       await this.sessions.end(session.id);
       x.outcome = "allowed";
@@ -227,22 +235,59 @@ export class McpEndpoint {
 
   // ------------------------------------------------------------------------------------ stages
 
-  /** Runs a stage, timing it for `observe` (metrics) when there is an observer; failures pass through. */
-  private async timed(x: Exchange, stage: keyof ExchangeDone["stageMs"], run: () => Promise<void>): Promise<void> {
-    if (!this.deps.observe) return run();
+  /** Runs a stage: timed for `observe` (metrics) and traced as a child span when those are on; failures pass through. */
+  private async timed(x: Exchange, stage: LocalStageName, run: () => Promise<void>): Promise<void> {
+    if (!this.deps.observe && !x.span) return run();
     const start = this.deps.clock.monotonicNs();
+    const child = x.span?.stage(stage);
     try {
       await run();
+    } catch (err) {
+      child?.end({ errorCode: err instanceof Refusal ? err.code : err instanceof AuthError ? err.code : "error" });
+      throw err;
     } finally {
-      x.stageMs[stage] = Number(this.deps.clock.monotonicNs() - start) / 1e6;
+      if (stage === "edge" || stage === "identity" || stage === "limits") x.stageMs[stage] = Number(this.deps.clock.monotonicNs() - start) / 1e6;
+      child?.end();
     }
+  }
+
+  /** What the request span says once the body and the session are known. */
+  private describeSpan(x: Exchange): void {
+    if (!x.span) return;
+    const m = x.message?.message;
+    const params = m && "params" in m && isObject(m.params) ? m.params : undefined;
+    const meta = params && isObject(params._meta) ? params._meta : undefined;
+    x.span.describe({
+      method: m && "method" in m ? m.method : (x.req.method === "GET" ? "portcullis/stream-open" : x.req.method === "DELETE" ? "portcullis/session-end" : ""),
+      requestId: m && "id" in m ? m.id : null,
+      tool: x.shaped?.tool ?? null,
+      prompt: x.shaped?.prompt ?? null,
+      resourceUri: x.shaped?.resource ?? null,
+      sessionId: x.session && !x.session.held ? x.session.handle : null,
+      protocolVersion: x.era.era === "modern" ? x.era.envelope.protocolVersion : (x.session?.protocolVersion ?? null),
+      metaTraceparent: meta?.traceparent,
+      metaTracestate: meta?.tracestate,
+    });
+  }
+
+  /** The upstream stage's span and what the upstream request carries of it. */
+  private upstreamSpan(x: Exchange): { span: StageSpan | null; trace: RequestOptions["trace"] } {
+    if (!x.span) return { span: null, trace: undefined };
+    const u = this.deps.config.upstreams[x.server];
+    const span = x.span.stage("upstream", u && !isStdioUpstream(u) ? { transport: "http", url: u.url } : { transport: "stdio" });
+    const traceparent = span.traceparent();
+    return { span, trace: traceparent ? { traceparent, tracestate: span.tracestate() } : undefined };
   }
 
   private open(server: string, req: IncomingMessage, res: ServerResponse, method = ""): Exchange {
     const sourceIp = this.clientIp(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const record = new AuditRecord(this.deps.auditContext, { server, method, requestedBy: sourceIp });
     const responder = new Responder(res);
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {} };
+    const tracing = this.deps.tracing;
+    const span = tracing?.enabled
+      ? tracing.startRequest({ server, traceparent: req.headers.traceparent, tracestate: req.headers.tracestate, clientAddress: sourceIp, clientPort: req.socket.remotePort ?? null })
+      : null;
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {}, span };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -554,8 +599,14 @@ export class McpEndpoint {
   }
 
   /** The request as the upstream gets it: decided fields only; for a 2025 upstream no 2026 envelope or retry members. */
-  private upstreamRequest(session: GatewaySession, shaped: ShapedRequest, id: string | number): JsonRpcRequest {
-    const request = forwardedRequest(shaped, id);
+  private upstreamRequest(session: GatewaySession, shaped: ShapedRequest, id: string | number, trace?: RequestOptions["trace"]): JsonRpcRequest {
+    let request = forwardedRequest(shaped, id);
+    if (trace) {
+      // The gateway's span is the upstream's parent in `_meta` too (stdio has no headers), replacing the agent's.
+      const params = request.params ?? {};
+      const meta = isObject(params._meta) ? params._meta : {};
+      request = { ...request, params: { ...params, _meta: { ...meta, traceparent: trace.traceparent, ...(trace.tracestate && { tracestate: trace.tracestate }) } } };
+    }
     if (session.upstream.era !== "legacy" || !request.params) return request;
     const { inputResponses: _answers, requestState: _state, _meta, ...rest } = request.params;
     const meta = legacyMeta(isObject(_meta) ? _meta : undefined);
@@ -569,9 +620,11 @@ export class McpEndpoint {
     x.acted = true;
     // 2026: closing the response is how a client cancels; in 2025 cancellation is a notification of its own.
     const cancel = x.era.era === "modern" ? cancelOnClose(x.res) : undefined;
+    const traced = this.upstreamSpan(x);
     try {
-      const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id), {
+      const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id, traced.trace), {
         ...(cancel && { signal: cancel }),
+        trace: traced.trace,
         timeoutMs: this.timeoutMs(x.server),
         onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
         onSseEvent: (id, retry, hasMessage) => x.responder.sseEvent(id, retry, hasMessage),
@@ -581,7 +634,11 @@ export class McpEndpoint {
         ...(session.upstream.era === "modern" && shaped.kind === "tool_call" && { headers: this.paramHeaders(x, session, shaped) }),
       });
       if (answer.error) x.record.fail("upstream_error", `${answer.error.code}: ${answer.error.message}`);
+      traced.span?.end({ ...(answer.error && { rpcErrorCode: answer.error.code, message: answer.error.message }), ...(answer.result?.isError === true && { toolError: true }) });
       return answer;
+    } catch (err) {
+      traced.span?.end({ errorCode: err instanceof UpstreamError ? err.code : "error", message: err instanceof Error ? err.message : String(err) });
+      throw err;
     } finally {
       x.record.upstreamFinished();
     }
@@ -645,9 +702,12 @@ export class McpEndpoint {
     x.record.upstreamStarted();
     x.acted = true;
     let answer: JsonRpcResponse;
+    const traced = this.upstreamSpan(x);
     try {
-      answer = await upstream.initialize(forwardedRequest(shaped, request.id), { timeoutMs: this.timeoutMs(x.server), agent: x.identity! });
+      answer = await upstream.initialize(forwardedRequest(shaped, request.id), { timeoutMs: this.timeoutMs(x.server), agent: x.identity!, trace: traced.trace });
+      traced.span?.end(answer.error ? { rpcErrorCode: answer.error.code, message: answer.error.message } : undefined);
     } catch (err) {
+      traced.span?.end({ errorCode: err instanceof UpstreamError ? err.code : "error", message: String(err) });
       await upstream.close();
       // The operator's first clue when an upstream is down or a stdio command dies at start.
       this.deps.log("error", "upstream initialize failed", { server: x.server, error: String(err) });
@@ -789,9 +849,12 @@ export class McpEndpoint {
     let written = true;
     const event = x.record.finish(x.outcome);
     const auditStart = this.deps.observe ? this.deps.clock.monotonicNs() : 0n;
+    const auditSpan = x.span?.stage("audit");
     try {
       await this.deps.audit.record(event);
+      auditSpan?.end();
     } catch (err) {
+      auditSpan?.end({ errorCode: "audit_unavailable", message: String(err) });
       written = false;
       this.deps.log("error", "audit write failed", { decision_id: x.record.decisionId, error: String(err) });
     }
@@ -806,6 +869,17 @@ export class McpEndpoint {
     }
     const answer = modernStatus(x, x.answer ?? refusalAnswer(new Refusal("internal_error"), { id: null, isToolCall: false, isNotification: false, decisionId: null }));
     this.send(x, answer);
+    if (x.span) {
+      if (x.message === null) this.describeSpan(x);
+      const rpcError = answer.kind === "rpc" ? answer.message.error : undefined;
+      x.span.end({
+        outcome: event.outcome,
+        httpStatus: "status" in answer ? answer.status : 200,
+        ...(event.error && { errorCode: event.error.code, message: event.error.message }),
+        ...(rpcError && { rpcErrorCode: rpcError.code }),
+        ...(answer.kind === "rpc" && answer.message.result?.isError === true && { toolError: true }),
+      });
+    }
     if (this.deps.observe) {
       const auditMs = Number(this.deps.clock.monotonicNs() - auditStart) / 1e6;
       try {

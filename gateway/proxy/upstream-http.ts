@@ -467,13 +467,20 @@ export class HttpUpstreamConnection implements UpstreamConnection {
   private async post(message: JsonRpcMessage, opts: RequestOptions) {
     const body = JSON.stringify(message);
     const ctx: ForwardContext = { agent: opts.agent, decisionId: opts.decisionId };
-    let headers = await this.headers("application/json, text/event-stream", ctx, message, opts.headers);
+    // The gateway's own span as the upstream's parent (never the agent's headers, copied).
+    const extra = opts.trace ? { ...opts.headers, traceparent: opts.trace.traceparent, ...(opts.trace.tracestate && { tracestate: opts.trace.tracestate }) } : opts.headers;
+    const withTrace = async () => {
+      const h = await this.headers("application/json, text/event-stream", ctx, message, extra);
+      if (opts.trace && this.era !== "modern") Object.assign(h, { traceparent: opts.trace.traceparent, ...(opts.trace.tracestate && { tracestate: opts.trace.tracestate }) });
+      return h;
+    };
+    let headers = await withTrace();
     let res = await this.attempt(body, headers, opts);
     // A fetched token the upstream refuses (revoked, rotated early): renew it and retry once.
     // A 401 means the upstream did not act on the message, so sending it again is safe.
     if (res.statusCode === 401 && this.upstream.auth.rejected(headers)) {
       await res.body.dump();
-      headers = await this.headers("application/json, text/event-stream", ctx, message, opts.headers);
+      headers = await withTrace();
       res = await this.attempt(body, headers, opts);
     }
     return res;

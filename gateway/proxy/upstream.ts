@@ -79,6 +79,8 @@ export interface RequestOptions {
   decisionId?: string | undefined;
   /** The gateway's own request (catalog lookup): its id is the gateway's, never an agent's. */
   internal?: boolean;
+  /** W3C trace context of the gateway's upstream span (telemetry): sent as `traceparent`/`tracestate` headers. */
+  trace?: { traceparent: string; tracestate?: string | undefined } | undefined;
   /**
    * For a 2026 upstream: `Mcp-Param-*` headers, rebuilt from the decided arguments (and the
    * agent's unknown ones, passed on); ignored by a 2025 upstream.

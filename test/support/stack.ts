@@ -137,7 +137,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 }
 
 /** The default bundle, a fake IdP on a free port, and these upstreams and audit sinks, parsed as `serve` would. */
-async function gatewayConfig(work: string, upstreams: Record<string, Record<string, unknown>>, audit: Record<string, unknown>) {
+async function gatewayConfig(work: string, upstreams: Record<string, Record<string, unknown>>, audit: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   const { bundle, dir } = await defaultBundle();
   const port = await freePort();
   const audience = `http://127.0.0.1:${port}/mcp`;
@@ -149,6 +149,7 @@ async function gatewayConfig(work: string, upstreams: Record<string, Record<stri
       policy: { bundle, verificationKey: join(dir, "pub.pem") },
       upstreams,
       audit,
+      ...extra,
     },
     join(work, "gateway.yaml"),
   );
@@ -163,10 +164,10 @@ function readAuditFile(file: string): AuditEvent[] {
 }
 
 /** A gateway with the default bundle and a fake IdP in front of the given upstreams (audit to a temp file). */
-export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
+export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
   const work = mkdtempSync(join(tmpdir(), "pc-gw-"));
   const auditFile = join(work, "audit.jsonl");
-  const { config, idp } = await gatewayConfig(work, upstreams, { file: auditFile });
+  const { config, idp } = await gatewayConfig(work, upstreams, { file: auditFile }, extra);
   const gateway = await startGateway(config, { log: process.env.PORTCULLIS_TEST_LOG ? undefined : () => undefined });
   return {
     gateway,
