@@ -277,7 +277,7 @@ kafka-status:
 
 # ------------------------------------------------------------------------------------------------------ run, misc
 
-run: tools node_modules build bundle
+run: tools-opa node_modules build bundle
 	@echo "==> starting the development gateway (Ctrl-C to stop)"
 	node dist/gateway/cli/main.js dev
 
