@@ -165,13 +165,13 @@ test_block_on_ignores_kinds_not_found if {
 }
 
 test_operators_add_patterns_through_data if {
-	patterns := object.union(data.portcullis.result_patterns, {"employee_id": {"regex": `\bEMP-[0-9]{6}\b`}})
+	patterns := object.union(data.portcullis.result_patterns, {"employee_id": {"regex": `\bEMP-[0-9]{6}\b`, "hints": ["emp-"], "example": "EMP-123456"}})
 	d := decide(text_result("ticket for EMP-004211 closed")) with data.portcullis.result_patterns as patterns
 	d.redact == [{"kind": "employee_id", "match": "EMP-004211", "pointer": "/content/0/text"}]
 }
 
 test_a_pattern_runs_only_where_a_hint_is_found if {
-	patterns := {"digits": {"regex": `[0-9]{4}`, "hints": ["pin"]}}
+	patterns := {"digits": {"regex": `[0-9]{4}`, "hints": ["pin"], "example": "pin 0000"}}
 	d1 := decide(text_result("pin 1234")) with data.portcullis.result_patterns as patterns
 	d1.redact == [{"kind": "digits", "match": "1234", "pointer": "/content/0/text"}]
 	d2 := decide(text_result("room 1234")) with data.portcullis.result_patterns as patterns
@@ -179,20 +179,45 @@ test_a_pattern_runs_only_where_a_hint_is_found if {
 }
 
 test_hints_match_whatever_the_case if {
-	patterns := {"shout": {"regex": `(?i)secret`, "hints": ["secret"]}}
+	patterns := {"shout": {"regex": `(?i)secret`, "hints": ["secret"], "example": "Secret"}}
 	d := decide(text_result("TOP SECRET")) with data.portcullis.result_patterns as patterns
 	d.redact == [{"kind": "shout", "match": "SECRET", "pointer": "/content/0/text"}]
 }
 
-test_an_invalid_pattern_blocks_every_result if {
-	patterns := object.union(data.portcullis.result_patterns, {"broken": {"regex": "(unclosed"}, "not_text": {"regex": 7}})
-	d := decide(text_result("nothing to see")) with data.portcullis.result_patterns as patterns
-	d.allow == false
-	d.message == "the result was withheld by policy: a result pattern is misconfigured"
-	d.reasons == [
-		"result pattern broken is not a valid RE2 expression",
-		"result pattern not_text is not a valid RE2 expression",
+test_a_pattern_without_hints_runs_on_every_string if {
+	patterns := {"digits": {"regex": `[0-9]{4}`, "example": "0000"}}
+	d := decide(text_result("room 1234")) with data.portcullis.result_patterns as patterns
+	d.redact == [{"kind": "digits", "match": "1234", "pointer": "/content/0/text"}]
+}
+
+test_a_broken_pattern_blocks_the_results_it_runs_on if {
+	cases := [
+		{"note": "not RE2", "spec": {"regex": "(unclosed", "hints": ["q3"], "example": "(unclosed"}},
+		{"note": "not a string", "spec": {"regex": 7, "hints": ["q3"], "example": "7"}},
+		{"note": "no example", "spec": {"regex": "Q9", "hints": ["q3"]}},
+		{"note": "an example it does not find", "spec": {"regex": "Q4", "hints": ["q3"], "example": "Q3"}},
 	]
+	every case in cases {
+		patterns := object.union(data.portcullis.result_patterns, {"broken": case.spec})
+		d := decide(text_result("Q3 revenue")) with data.portcullis.result_patterns as patterns
+		d.allow == false
+		d.message == "the result was withheld by policy: a result pattern is misconfigured"
+		d.reasons == ["result pattern broken does not find its example (not valid RE2, or the example no longer matches)"]
+	}
+}
+
+test_a_broken_pattern_that_does_not_run_changes_nothing if {
+	patterns := object.union(data.portcullis.result_patterns, {"broken": {"regex": "(unclosed", "hints": ["zzz"]}})
+	d := decide(text_result("Q3 revenue")) with data.portcullis.result_patterns as patterns
+	d == {"allow": true, "reasons": []}
+}
+
+test_a_found_kind_to_block_wins_over_a_broken_pattern_message if {
+	patterns := object.union(data.portcullis.result_patterns, {"broken": {"regex": "(unclosed", "hints": ["key"]}})
+	d := decide(text_result(pem)) with data.portcullis.result_patterns as patterns
+		with data.portcullis.result_block_on as ["private_key"]
+	d.allow == false
+	d.message == "the result was withheld by policy: it contains private_key"
 }
 
 test_the_entrypoint_is_this_decision if {
@@ -200,12 +225,15 @@ test_the_entrypoint_is_this_decision if {
 	data.mcp.authz.result == decide(res) with input as inp(res)
 }
 
-test_shipped_patterns_are_valid_and_hinted_in_lowercase if {
-	every spec in data.portcullis.result_patterns {
-		regex.is_valid(spec.regex)
+# Also run by `make policy-test` on patterns an operator adds to data.json.
+test_every_pattern_finds_its_example_through_its_hints if {
+	every kind, spec in data.portcullis.result_patterns {
 		count(spec.hints) > 0
 		every hint in spec.hints {
 			hint == lower(hint)
 		}
+		d := decide(text_result(spec.example))
+		d.allow
+		kind in {r.kind | some r in d.redact}
 	}
 }
