@@ -12,7 +12,6 @@ export type {
   RateLimitSpec,
   ResultDecision,
   ResultDecisionOutcome,
-  ResultPolicyInput,
   ResultRedaction,
 } from "./types.js";
 export { BUNDLE_ERROR_CODES, BundleError, type BundleErrorCode } from "./errors.js";

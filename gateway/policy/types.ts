@@ -118,16 +118,8 @@ export interface PolicyEngine {
    * Call through `decideResultWith` (result-decision.ts), which fails closed for such engines.
    */
   readonly hasResultPolicy?: boolean;
-  /** Evaluates mcp/authz/result for a tool's result; never throws. */
+  /** Evaluates mcp/authz/result on `input` plus `result` (the CallToolResult as the upstream sent it); never throws. */
   decideResult?(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome;
-}
-
-/**
- * The input of mcp/authz/result: the decision input of the call plus the tool's CallToolResult
- * exactly as the upstream returned it.
- */
-export interface ResultPolicyInput extends PolicyInput {
-  result: Record<string, unknown>;
 }
 
 /**

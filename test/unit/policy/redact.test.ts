@@ -148,7 +148,7 @@ describe("applyRedactions", () => {
     assert.deepEqual(out.redacted.map((r) => r.pointer), ["/structuredContent/nested", "/structuredContent/nested/list/1/deep"]);
   });
 
-  it("does not freeze or alias the caller's arrays", () => {
+  it("copies an array it writes into and shares the elements it does not touch", () => {
     const original = toolResult();
     const out = applyRedactions(original, ["/content/1/text"]);
     assert.notEqual(out.result.content, original.content);
