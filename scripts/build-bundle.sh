@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the signed development policy bundle bundles/build/mcp-authz.tar.gz (wasm target, entrypoint
-# mcp/authz/decision) from policies/, signed with a development RSA key pair kept in .tools/dev/ (generated on first
+# mcp/authz/decision, plus mcp/authz/result and any other rule annotated `entrypoint: true`) from policies/, signed with a development RSA key pair kept in .tools/dev/ (generated on first
 # use, mode 0600, never committed). Rebuilds only when a file in policies/ (or the key) is newer than the bundle;
 # FORCE=1 rebuilds anyway.
 #
@@ -19,6 +19,9 @@ OUT=${OUT:-bundles/build/mcp-authz.tar.gz}
 # Only the builtins the gateway can evaluate under wasm (scripts/capabilities.mjs): a policy calling
 # any other fails here, not at request time.
 CAPABILITIES=bundles/capabilities.json
+# mcp/authz/decision is required. The optional mcp/authz/result (docs/result-policy.md) is declared in the policy
+# with `# METADATA entrypoint: true`, so opa exports it exactly when the policies define it: a `-e mcp/authz/result`
+# here would make opa refuse every policy folder without one ("does not refer to a rule").
 ENTRYPOINT=mcp/authz/decision
 
 die() { echo "bundle: error: $*" >&2; exit 1; }
@@ -63,4 +66,7 @@ rm -f "$OUT.tmp"
 "$OPA" build -b "$POLICIES/" -t wasm -e "$ENTRYPOINT" --ignore '*_test.rego' --capabilities "$CAPABILITIES" \
   --signing-key "$KEY" --signing-alg RS256 -r "$REV" -o "$OUT.tmp"
 mv -f "$OUT.tmp" "$OUT"
-echo "bundle: built $OUT (revision $REV, $(wc -c <"$OUT") bytes, signed with ${KEY#"$ROOT"/})"
+EXPORTED=$("$OPA" inspect -f json "$OUT" | node -e '
+  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () =>
+    console.log((JSON.parse(s).manifest.wasm ?? []).map((w) => w.entrypoint).sort().join(", ")));')
+echo "bundle: built $OUT (revision $REV, $(wc -c <"$OUT") bytes, signed with ${KEY#"$ROOT"/}; entrypoints $EXPORTED)"

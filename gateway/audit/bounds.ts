@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { escapePointerSegment } from "./mask.js";
+import { escapePointerSegment } from "../shared/json-pointer.js";
 import type { TruncationMarker } from "./types.js";
 
 /**

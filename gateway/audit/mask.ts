@@ -8,6 +8,8 @@
  * there without seeing its value.
  */
 
+import { arrayIndex, unescapePointerSegment } from "../shared/json-pointer.js";
+
 export const REDACTED = "**REDACTED**";
 
 /** The two maskable roots of a decision event. */
@@ -72,29 +74,8 @@ export function parsePointer(pointer: string): ParsedPointer | null {
   return { pointer, root: head, segments: raw.slice(1).map(unescapePointerSegment) };
 }
 
-/**
- * RFC 6901 §4: `~1` to `/` first, then `~0` to `~` (the other order would turn `~01` into `/`).
- * A `~` followed by anything else is kept literally rather than dropping the pointer: a mask
- * that silently does nothing would leak the value it was meant to hide.
- */
-export function unescapePointerSegment(segment: string): string {
-  return segment.includes("~") ? segment.replace(/~1/g, "/").replace(/~0/g, "~") : segment;
-}
-
-/** The inverse: `~` to `~0` first, then `/` to `~1`. */
-export function escapePointerSegment(key: string): string {
-  return key.replace(/~/g, "~0").replace(/\//g, "~1");
-}
-
 function isContainer(v: unknown): v is Record<string, unknown> | unknown[] {
   return typeof v === "object" && v !== null;
-}
-
-/** Array index per OPA: a canonical non-negative integer within bounds. */
-function arrayIndex(arr: unknown[], segment: string): number | null {
-  if (!/^(0|[1-9][0-9]*)$/.test(segment)) return null;
-  const i = Number(segment);
-  return i < arr.length ? i : null;
 }
 
 function child(node: unknown, segment: string): { found: boolean; value: unknown } {

@@ -1,4 +1,4 @@
-import { escapePointerSegment } from "./mask.js";
+import { escapePointerSegment } from "../shared/json-pointer.js";
 
 /**
  * Always-masked argument keys (docs/audit.md "Masking"): a policy author cannot foresee every tool

@@ -1,12 +1,13 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import {
   BundleError,
   DECISION_ENTRYPOINT,
   isSigningAlgorithm,
+  RESULT_ENTRYPOINT,
   loadBundle,
   readTarGz,
   signBundleFiles,
@@ -41,7 +42,7 @@ const signingOptions = {
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   build: {
-    summary: `compile policies to a wasm bundle (opa build -t wasm -e ${DECISION_ENTRYPOINT}), signed when --signing-key is given`,
+    summary: `compile policies to a wasm bundle (opa build -t wasm -e ${DECISION_ENTRYPOINT}, plus ${RESULT_ENTRYPOINT} when defined), signed when --signing-key is given`,
     usage:
       `portcullis bundle build [--policies DIR (policies)] [--output FILE (${DEFAULT_BUNDLE_OUTPUT})]\n` +
       `         [--revision REV (git describe --always --dirty)] [--capabilities FILE (the gateway's, shipped with it)] [--opa PATH ($OPA, .tools/bin/opa, opa)]\n` +
@@ -106,14 +107,16 @@ async function build(values: Values, io: GroupIo): Promise<number> {
   const tmp = `${output}.tmp-${process.pid}`;
   await mkdir(dirname(output), { recursive: true });
   // `-b .` from inside the policy folder keeps host paths out of the bundle's module names.
+  // The optional RESULT_ENTRYPOINT is not named: the policy declares it (`entrypoint: true`), so opa
+  // exports it exactly when it is defined, where `-e` would refuse a policy without it.
   const args = ["build", "-b", ".", "-t", "wasm", "-e", DECISION_ENTRYPOINT, "--ignore", "*_test.rego", "-r", revision, "-o", tmp];
   args.push("--capabilities", resolve(capabilities));
+  let entrypoints: string[];
   try {
     await execFileAsync(opa, args, { cwd: policies, timeout: 120_000 });
-    if (signer !== undefined) {
-      const files = readTarGz(await readFile(tmp));
-      await writeFile(tmp, writeTarGz(signBundleFiles(files, signer)));
-    }
+    const files = readTarGz(await readFile(tmp));
+    entrypoints = manifestEntrypoints(files);
+    if (signer !== undefined) await writeFile(tmp, writeTarGz(signBundleFiles(files, signer)));
     await rename(tmp, output);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -127,8 +130,31 @@ async function build(values: Values, io: GroupIo): Promise<number> {
     throw err;
   }
   const signed = signer === undefined ? "unsigned" : `signed ${signer.algorithm} key id "${signer.keyId}"${signer.scope ? ` scope "${signer.scope}"` : ""}`;
-  io.out.write(`built ${output} (revision ${revision}, ${signed}, capabilities ${capabilities})\n`);
+  io.out.write(`built ${output} (revision ${revision}, ${signed}, capabilities ${capabilities}; entrypoints ${entrypoints.join(", ")})\n`);
+  if (!entrypoints.includes(RESULT_ENTRYPOINT) && (await definesResultRule(policies))) {
+    io.err.write(`warning: package mcp.authz defines a rule "result" but the bundle does not export ${RESULT_ENTRYPOINT}: annotate it with "# METADATA" and "# entrypoint: true" (docs/result-policy.md)\n`);
+  }
   return 0;
+}
+
+/**
+ * A cheap look for `result := …` / `result if …` in a package mcp.authz file: a result policy
+ * its author forgot to declare would otherwise be left out of the bundle without a word.
+ */
+async function definesResultRule(policies: string): Promise<boolean> {
+  const names = (await readdir(policies, { recursive: true })).filter((n) => n.endsWith(".rego") && !n.endsWith("_test.rego"));
+  for (const name of names) {
+    const text = await readFile(join(policies, name), "utf8");
+    if (/^package\s+mcp\.authz\s*$/m.test(text) && /^(default\s+)?result\s*(:?=|if\b|\{|contains\b)/m.test(text)) return true;
+  }
+  return false;
+}
+
+/** The wasm entrypoints opa wrote into the manifest, sorted (an author sees whether the result policy made it). */
+function manifestEntrypoints(files: ReadonlyMap<string, Buffer>): string[] {
+  const raw = files.get("/.manifest") ?? files.get(".manifest");
+  const manifest = raw === undefined ? {} : (JSON.parse(raw.toString("utf8")) as { wasm?: Array<{ entrypoint?: unknown }> });
+  return (manifest.wasm ?? []).flatMap((w) => (typeof w.entrypoint === "string" ? [w.entrypoint] : [])).sort();
 }
 
 interface Signer {

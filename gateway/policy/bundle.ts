@@ -11,6 +11,9 @@ export { resolveSigningAlgorithm } from "./keys.js";
 /** The entrypoint the gateway evaluates (contract 3). */
 export const DECISION_ENTRYPOINT = "mcp/authz/decision";
 
+/** The optional entrypoint evaluated on each tool result (docs/result-policy.md). */
+export const RESULT_ENTRYPOINT = "mcp/authz/result";
+
 const MAX_BUNDLE_BYTES = 1 << 30;
 
 const ManifestSchema = z.object({
@@ -103,6 +106,12 @@ function unpack(archive: Buffer, source: string, options: LoadBundleOptions): Lo
       file: "/.manifest",
     });
   }
+  // The engine instantiates one module; a result entrypoint served by another could never run.
+  const resultResolver = manifest.wasm.find((w) => w.entrypoint === RESULT_ENTRYPOINT);
+  if (resultResolver !== undefined && bare(resultResolver.module) !== bare(resolver.module)) {
+    const reason = `the manifest serves "${RESULT_ENTRYPOINT}" from module "${resultResolver.module}", not "${resolver.module}" with "${DECISION_ENTRYPOINT}"; build both in one opa build`;
+    throw new BundleError("bundle_malformed", reason, { file: "/.manifest" });
+  }
   const wasm = lookup(files, resolver.module);
   if (wasm === undefined) {
     const reason = `the manifest names wasm module "${resolver.module}", which is not in the bundle`;
@@ -177,6 +186,9 @@ function parseJson(raw: Buffer, file: string): unknown {
 
 /** Archive names keep OPA's leading '/', manifest references may or may not. */
 function lookup(files: ReadonlyMap<string, Buffer>, name: string): Buffer | undefined {
-  const bare = name.startsWith("/") ? name.slice(1) : name;
-  return files.get(`/${bare}`) ?? files.get(bare);
+  return files.get(`/${bare(name)}`) ?? files.get(bare(name));
+}
+
+function bare(name: string): string {
+  return name.startsWith("/") ? name.slice(1) : name;
 }

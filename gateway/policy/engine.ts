@@ -5,11 +5,12 @@ import type { LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { systemClock, type Clock } from "../shared/clock.js";
 import type { LoadedBundle } from "./bundle.js";
 import { createHostBuiltins, DecisionTime, type HostBuiltin } from "./builtins.js";
-import { DECISION_ENTRYPOINT } from "./bundle.js";
+import { DECISION_ENTRYPOINT, RESULT_ENTRYPOINT } from "./bundle.js";
 import { failure, toDecision, type ConvertedDecision } from "./decision.js";
 import { BundleError } from "./errors.js";
+import { noResultPolicy, resultFailure, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
 import { serializeInput } from "./serialize.js";
-import type { DecisionOutcome, PolicyEngine, PolicyInput } from "./types.js";
+import type { DecisionOutcome, PolicyEngine, PolicyInput, ResultDecisionOutcome } from "./types.js";
 
 // The ESM entry exports only loadPolicy; the synchronous loader (needed to rebuild an instance
 // inside decide(), which is synchronous) exists only on the CommonJS entry.
@@ -44,15 +45,19 @@ const DEFAULT_MEMORY: WasmMemoryLimits = { initial: 5, maximum: 2048 }; // 320 K
 const defaultClock = { monotonicNs: () => process.hrtime.bigint() };
 
 /**
- * WasmPolicyEngine evaluates mcp/authz/decision from a verified bundle in-process.
+ * WasmPolicyEngine evaluates mcp/authz/decision (and mcp/authz/result, when the bundle exports it)
+ * from a verified bundle in-process.
  *
  * One instance is reused for every decision: the SDK resets the wasm heap per evaluation, so this
  * is safe and avoids ~0.5 ms of instantiation per call. The module is compiled once, so rebuilding
  * the instance (after an allocation failure, which can leave it inconsistent) is cheap and
- * synchronous. decide() never throws: every failure is a deny with an error code (fail closed).
+ * synchronous. decide() and decideResult() never throw: every failure is a deny (or a blocked
+ * result) with an error code (fail closed).
  */
 export class WasmPolicyEngine implements PolicyEngine {
   readonly revision: string;
+  /** The module exports mcp/authz/result: results are decided by decideResult. */
+  readonly hasResultPolicy: boolean;
   private policy: LoadedPolicy | undefined;
   private rebuildCount = 0;
   // time.now_ns() and the other host builtins (builtins.ts); begin() is called per decision.
@@ -68,6 +73,7 @@ export class WasmPolicyEngine implements PolicyEngine {
     hostBuiltins: { time: DecisionTime; builtins: Record<string, HostBuiltin> },
   ) {
     this.revision = bundle.revision;
+    this.hasResultPolicy = exportsEntrypoint(policy, RESULT_ENTRYPOINT);
     this.policy = policy;
     this.time = hostBuiltins.time;
     this.builtins = hostBuiltins.builtins;
@@ -91,7 +97,7 @@ export class WasmPolicyEngine implements PolicyEngine {
         file: "/policy.wasm",
       });
     }
-    checkEntrypoint(policy, bundle.path);
+    checkEntrypoints(policy, bundle);
     return new WasmPolicyEngine(bundle, module, memory, opts.clock ?? defaultClock, policy, { time, builtins });
   }
 
@@ -100,7 +106,9 @@ export class WasmPolicyEngine implements PolicyEngine {
     let raw: unknown;
     let converted: ConvertedDecision;
     try {
-      ({ raw, converted } = convertResultSet(this.evaluate(input)));
+      const value = resultSetValue(this.evaluate(input, DECISION_ENTRYPOINT));
+      raw = value.ok ? value.value : value.resultSet;
+      converted = value.ok ? toDecision(value.value) : failure("policy_malformed", "evaluation returned an unexpected result set");
     } catch (err) {
       if (needsRebuild(err)) this.rebuild();
       raw = undefined;
@@ -117,23 +125,49 @@ export class WasmPolicyEngine implements PolicyEngine {
     return outcome;
   }
 
+  /**
+   * decideResult evaluates mcp/authz/result with the decision input plus `result` (the tool's
+   * CallToolResult as the upstream returned it). Never throws: an undefined, malformed or failed
+   * evaluation blocks the result (error set). Without the entrypoint the result passes untouched.
+   * Apply `decision.redact` with applyRedactions (redact.ts).
+   */
+  decideResult(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome {
+    if (!this.hasResultPolicy) return noResultPolicy(this.revision);
+    const start = this.clock.monotonicNs();
+    let converted: ConvertedResultDecision;
+    try {
+      const value = resultSetValue(this.evaluate(input, RESULT_ENTRYPOINT, result));
+      converted = value.ok ? toResultDecision(value.value) : resultFailure("policy_malformed", "evaluation returned an unexpected result set");
+    } catch (err) {
+      if (needsRebuild(err)) this.rebuild();
+      converted = resultFailure("policy_eval_error", errorText(err));
+    }
+    const outcome: ResultDecisionOutcome = {
+      decision: converted.decision,
+      revision: this.revision,
+      elapsedMs: Number(this.clock.monotonicNs() - start) / 1e6,
+    };
+    if (converted.error !== undefined) outcome.error = converted.error;
+    return outcome;
+  }
+
   /** How often the instance was replaced after a failure (for metrics). */
   get rebuilds(): number {
     return this.rebuildCount;
   }
 
-  private evaluate(input: PolicyInput): unknown {
+  private evaluate(input: PolicyInput, entrypoint: string, result?: Record<string, unknown>): unknown {
     // The SDK drops falsy input and stringifies Buffers as {"type":"Buffer",...}: only plain objects
     // pass, and they go in pre-serialised as an ArrayBuffer (the one form the SDK takes as raw JSON).
     if (input === null || typeof input !== "object" || Array.isArray(input) || ArrayBuffer.isView(input)) {
       throw new TypeError("policy input must be a plain object");
     }
-    const json = serializeInput(input);
+    const json = serializeInput(input, result);
     const policy = this.policy ?? this.rebuild();
     if (policy === undefined) throw new Error("the policy instance is unavailable after a failed rebuild");
     this.time.begin(input);
     // By name, never by id: id 0 is merely the first -e given to opa build.
-    return policy.evaluate(json, DECISION_ENTRYPOINT);
+    return policy.evaluate(json, entrypoint);
   }
 
   /** Replaces the instance; on failure leaves none, so decisions deny until a rebuild succeeds. */
@@ -152,28 +186,34 @@ export class WasmPolicyEngine implements PolicyEngine {
 }
 
 /**
- * The SDK returns a result set: [] when the decision is undefined, else one {result}. `raw` is
- * what gets audited as the result: the decision value, or the whole set when it has another shape.
+ * The SDK returns a result set: [] when the entrypoint is undefined, else one {result}. Anything
+ * else is kept whole (`resultSet`) so the audit shows what came back.
  */
-function convertResultSet(rs: unknown): { raw: unknown; converted: ConvertedDecision } {
-  if (Array.isArray(rs) && rs.length === 0) return { raw: undefined, converted: toDecision(undefined) };
+function resultSetValue(rs: unknown): { ok: true; value: unknown } | { ok: false; resultSet: unknown } {
+  if (Array.isArray(rs) && rs.length === 0) return { ok: true, value: undefined };
   if (Array.isArray(rs) && rs.length === 1) {
     const first: unknown = rs[0];
-    if (first !== null && typeof first === "object" && "result" in first) {
-      const result = (first as { result: unknown }).result;
-      return { raw: result, converted: toDecision(result) };
-    }
+    if (first !== null && typeof first === "object" && "result" in first) return { ok: true, value: (first as { result: unknown }).result };
   }
-  return { raw: rs, converted: failure("policy_malformed", "evaluation returned an unexpected result set") };
+  return { ok: false, resultSet: rs };
 }
 
-function checkEntrypoint(policy: LoadedPolicy, bundlePath: string): void {
+function exportsEntrypoint(policy: LoadedPolicy, name: string): boolean {
   const entrypoints: unknown = policy.entrypoints;
-  if (entrypoints === null || typeof entrypoints !== "object" || !Object.hasOwn(entrypoints, DECISION_ENTRYPOINT)) {
-    throw new BundleError("bundle_entrypoint_missing", `the wasm module does not export "${DECISION_ENTRYPOINT}"`, {
-      bundle: bundlePath,
-      file: "/policy.wasm",
-    });
+  return entrypoints !== null && typeof entrypoints === "object" && Object.hasOwn(entrypoints, name);
+}
+
+/**
+ * The module must export mcp/authz/decision, and mcp/authz/result when the manifest declares it:
+ * a declared result policy the module cannot run would otherwise pass every result unchecked.
+ */
+function checkEntrypoints(policy: LoadedPolicy, bundle: LoadedBundle): void {
+  const where = { bundle: bundle.path, file: "/policy.wasm" };
+  if (!exportsEntrypoint(policy, DECISION_ENTRYPOINT)) {
+    throw new BundleError("bundle_entrypoint_missing", `the wasm module does not export "${DECISION_ENTRYPOINT}"`, where);
+  }
+  if (bundle.entrypoints.includes(RESULT_ENTRYPOINT) && !exportsEntrypoint(policy, RESULT_ENTRYPOINT)) {
+    throw new BundleError("bundle_entrypoint_missing", `the manifest declares "${RESULT_ENTRYPOINT}" but the wasm module does not export it`, where);
   }
 }
 

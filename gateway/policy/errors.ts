@@ -13,7 +13,7 @@ export const BUNDLE_ERROR_CODES = [
   "bundle_file_unsigned", // a bundle file is not listed in the signature
   "bundle_file_missing", // a file listed in the signature is not in the bundle
   "bundle_digest_mismatch", // a file's content does not match its signed digest
-  "bundle_entrypoint_missing", // the manifest or module lacks mcp/authz/decision
+  "bundle_entrypoint_missing", // the manifest or module lacks mcp/authz/decision (or the module a declared mcp/authz/result)
   "bundle_rollback", // hot reload only: a validly signed bundle whose revision goes back (policy.allowRollback)
 ] as const;
 

@@ -10,10 +10,14 @@ export type {
   PolicyRequest,
   PolicyTool,
   RateLimitSpec,
+  ResultDecision,
+  ResultDecisionOutcome,
+  ResultRedaction,
 } from "./types.js";
 export { BUNDLE_ERROR_CODES, BundleError, type BundleErrorCode } from "./errors.js";
 export {
   DECISION_ENTRYPOINT,
+  RESULT_ENTRYPOINT,
   loadBundle,
   parseBundle,
   resolveSigningAlgorithm,
@@ -32,6 +36,9 @@ export {
 export { readTarGz, type TarLimits } from "./tar.js";
 export { canonicalJson, canonicalJsonOfValue } from "./canonical-json.js";
 export { toDecision, type ConvertedDecision } from "./decision.js";
+// Policy over results (issue 11, part 4): mcp/authz/result, its converter and the redaction of a result.
+export { decideResultWith, noResultPolicy, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
+export { applyRedactions, RESULT_REDACTED, type AppliedRedaction, type RedactionOutcome, type UnresolvedRedaction } from "./redact.js";
 export { WasmPolicyEngine, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
 export { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";
 export { createHostBuiltins, DecisionTime, HOST_BUILTIN_NAMES, type HostBuiltin } from "./builtins.js";

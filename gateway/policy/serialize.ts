@@ -12,13 +12,15 @@ import type { PolicyInput } from "./types.js";
 const jsonCache = new WeakMap<object, string>();
 const encoder = new TextEncoder();
 
-export function serializeInput(input: PolicyInput): ArrayBuffer {
+export function serializeInput(input: PolicyInput, result?: Record<string, unknown>): ArrayBuffer {
   if (!isObject(input.agent) || !isObject(input.request) || !(input.tool === null || isObject(input.tool))) {
     throw new TypeError("policy input needs agent and request objects and a tool object or null");
   }
+  // mcp/authz/result's input is the decision input plus `result` (the tool's CallToolResult).
+  if (result !== undefined && !isObject(result)) throw new TypeError("the tool result must be an object");
   const text = `{"agent":${partJson(input.agent)},"request":${JSON.stringify(input.request)},"tool":${
     input.tool === null ? "null" : partJson(input.tool)
-  }}`;
+  }${result === undefined ? "" : `,"result":${JSON.stringify(result)}`}}`;
   // Exactly sized: the SDK copies the whole ArrayBuffer into wasm memory.
   const buf = new ArrayBuffer(Buffer.byteLength(text, "utf8"));
   encoder.encodeInto(text, new Uint8Array(buf));

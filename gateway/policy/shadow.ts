@@ -1,10 +1,12 @@
-import type { DecisionOutcome, PolicyEngine, PolicyInput } from "./types.js";
+import { decideResultWith } from "./result-decision.js";
+import type { DecisionOutcome, PolicyEngine, PolicyInput, ResultDecisionOutcome } from "./types.js";
 
 /**
  * ShadowingEngine evaluates a candidate bundle beside the live one on every decision (shadow
  * mode). The answer is always the live engine's: the candidate's result only rides along in
  * `outcome.shadow` for the audit event, and a candidate that throws or is not loaded yet changes
- * nothing. Both engines are read through getters on every call, so both hot-reload.
+ * nothing. Both engines are read through getters on every call, so both hot-reload. Results
+ * are decided by the live engine alone: a candidate's result policy is not shadowed.
  */
 export class ShadowingEngine implements PolicyEngine {
   constructor(
@@ -14,6 +16,14 @@ export class ShadowingEngine implements PolicyEngine {
 
   get revision(): string {
     return this.live().revision;
+  }
+
+  get hasResultPolicy(): boolean {
+    return this.live().hasResultPolicy === true;
+  }
+
+  decideResult(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome {
+    return decideResultWith(this.live(), input, result);
   }
 
   decide(input: PolicyInput): DecisionOutcome {

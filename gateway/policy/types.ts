@@ -111,4 +111,46 @@ export interface PolicyEngine {
   decide(input: PolicyInput): DecisionOutcome;
   /** Revision of the active bundle. */
   readonly revision: string;
+  /**
+   * Whether the bundle exports mcp/authz/result (policy over results, docs/result-policy.md).
+   * NOTE: optional only until every wrapper forwards it (compose/policy.ts PolicyRuntime); then
+   * required, so a wrapper that forgets cannot silently switch result policy off.
+   * Call through `decideResultWith` (result-decision.ts), which fails closed for such engines.
+   */
+  readonly hasResultPolicy?: boolean;
+  /** Evaluates mcp/authz/result on `input` plus `result` (the CallToolResult as the upstream sent it); never throws. */
+  decideResult?(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome;
+}
+
+/**
+ * One redaction a result decision asks for. `pointer` (RFC 6901, relative to the result) names
+ * the value; without `match` the whole value is replaced, with it only each occurrence of that
+ * exact substring inside the string value (the secret inside a longer text). `kind` says what was
+ * found ("aws_access_key_id"), for the audit.
+ */
+export interface ResultRedaction {
+  pointer: string;
+  match?: string;
+  kind?: string;
+}
+
+/** A validated result decision. Only `toResultDecision` makes one from policy output. */
+export interface ResultDecision {
+  /** false: the result is withheld and the agent gets an isError result with `message`. */
+  allow: boolean;
+  reasons: string[];
+  message?: string;
+  /** What to blank before the agent sees the result ([] when nothing). */
+  redact: ResultRedaction[];
+}
+
+export interface ResultDecisionOutcome {
+  decision: ResultDecision;
+  /** Set when the gateway blocked because of the policy's failure rather than its answer. */
+  error?: { code: DecisionErrorCode; message: string };
+  // No `raw`, unlike DecisionOutcome: the policy's output carries the secrets it found (`match`).
+  /** Revision of the bundle that made this decision. */
+  revision: string;
+  /** Time spent in evaluation, milliseconds. */
+  elapsedMs: number;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { BundleError, loadBundle, readTarGz, signBundleFiles, writeTarGz, type SigningAlgorithm } from "../../gateway/policy/index.js";
@@ -135,9 +135,29 @@ describe("portcullis bundle build|sign|verify agrees with opa", function () {
       const ok = await runPortcullisHere(["bundle", "verify", "-b", out, "--verification-key", pubFile, "--scope", "prod", "--json"]);
       assert.equal(ok.code, 0, showRun(ok));
       const report = JSON.parse(ok.stdout) as { ok: boolean; revision: string; entrypoints: string[] };
-      assert.deepEqual([report.ok, report.revision, report.entrypoints], [true, "cli-rev-7", ["mcp/authz/decision"]]);
+      assert.deepEqual([report.ok, report.revision, report.entrypoints], [true, "cli-rev-7", ["mcp/authz/decision", "mcp/authz/result"]]);
       const opa = await opaAccepts(out, pubFile, "ES256", "prod", work);
       assert.ok(opa.ok, opa.stderr);
+    });
+
+    it("build exports mcp/authz/result when the policy declares it, and warns when a result rule is not declared", async () => {
+      const cases = [
+        { note: "declared", rego: "# METADATA\n# entrypoint: true\nresult := {\"allow\": true}\n", entrypoints: ["mcp/authz/decision", "mcp/authz/result"], warns: false },
+        { note: "undeclared", rego: "result := {\"allow\": true}\n", entrypoints: ["mcp/authz/decision"], warns: true },
+        { note: "absent", rego: "", entrypoints: ["mcp/authz/decision"], warns: false },
+      ];
+      for (const c of cases) {
+        const dir = join(work, `result-${c.note}`);
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, "policy.rego"), `package mcp.authz\n\ndecision := {"allow": false}\n\n${c.rego}`);
+        const out = join(work, `result-${c.note}.tar.gz`);
+        const r = await runPortcullisHere(["bundle", "build", "--policies", dir, "-o", out, "-r", c.note]);
+        assert.equal(r.code, 0, showRun(r));
+        assert.match(r.stdout, new RegExp(`entrypoints ${c.entrypoints.join(", ")}\\)`), c.note);
+        assert.equal(/does not export mcp\/authz\/result/.test(r.stderr), c.warns, `${c.note}: ${r.stderr}`);
+        const manifest = JSON.parse(readTarGz(await readFile(out)).get("/.manifest")!.toString("utf8")) as { wasm: Array<{ entrypoint: string }> };
+        assert.deepEqual(manifest.wasm.map((w) => w.entrypoint).sort(), c.entrypoints, c.note);
+      }
     });
 
     it("verify exits 1 with the refusal code for a wrong scope", async () => {

@@ -67,7 +67,7 @@ describe("policy bundles built by the real opa", function () {
     it("verifies an RS256 bundle with the algorithm derived from the key", async () => {
       const bundle = await loadBundle(rs256, { verificationKeyPem: rsa.publicKeyPem });
       assert.equal(bundle.revision, "it-rs256");
-      assert.deepEqual(bundle.entrypoints, ["mcp/authz/decision"]);
+      assert.deepEqual(bundle.entrypoints, ["mcp/authz/decision", "mcp/authz/result"]);
       assert.equal(bundle.keyId, "default");
       assert.ok(bundle.wasm.subarray(0, 4).equals(Buffer.from("\0asm")));
       assert.ok(typeof (bundle.data as { portcullis?: unknown }).portcullis === "object");

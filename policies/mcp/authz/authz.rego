@@ -12,6 +12,7 @@ package mcp.authz
 
 import data.mcp.constraints
 import data.mcp.context
+import data.mcp.result as result_policy
 
 cfg := data.portcullis
 
@@ -25,6 +26,16 @@ decision := object.union_n([
 	mask_field,
 	required_scopes_field,
 ])
+
+# METADATA
+# title: result
+# description: |
+#   The optional second entrypoint (mcp/authz/result): evaluated on each tool result before the
+#   agent sees it, with input.result added; redacts or withholds it (mcp.result,
+#   docs/result-policy.md). `entrypoint: true` makes opa build export it whenever it is defined,
+#   so a policy without it still builds with -e mcp/authz/decision alone.
+# entrypoint: true
+result := result_policy.decision
 
 # The request's row in data.portcullis.methods: its family (tools, resources, prompts), the
 # request field that names the item (tool, resource, prompt), and the scope it needs. Methods are

@@ -107,6 +107,21 @@ describe("loadBundle", () => {
     await expectRefused(path, rsa.publicKeyPem, "bundle_entrypoint_missing", /\/\.manifest: the manifest has no wasm entrypoint "mcp\/authz\/decision" \(found: \[other\/allow\]\)/);
   });
 
+  it("refuses a result entrypoint served by another module than the decision (the engine loads one)", async () => {
+    const content = files({
+      "/.manifest": manifest([{ entrypoint: "mcp/authz/decision", module: "/policy.wasm" }, { entrypoint: "mcp/authz/result", module: "/result.wasm" }]),
+      "/result.wasm": WASM,
+    });
+    const path = await write("tworesult.tar.gz", signFiles(content, { key: rsa.privateKeyPem, algorithm: "RS256" }));
+    await expectRefused(path, rsa.publicKeyPem, "bundle_malformed", /serves "mcp\/authz\/result" from module "\/result\.wasm", not "\/policy\.wasm"/);
+  });
+
+  it("lists a result entrypoint served by the decision's module", async () => {
+    const content = files({ "/.manifest": manifest([{ entrypoint: "mcp/authz/decision", module: "/policy.wasm" }, { entrypoint: "mcp/authz/result", module: "policy.wasm" }]) });
+    const path = await write("oneresult.tar.gz", signFiles(content, { key: rsa.privateKeyPem, algorithm: "RS256" }));
+    assert.deepEqual((await loadBundle(path, { verificationKeyPem: rsa.publicKeyPem })).entrypoints, ["mcp/authz/decision", "mcp/authz/result"]);
+  });
+
   it("refuses a bundle without a manifest", async () => {
     const path = await write("nomanifest.tar.gz", signFiles(files({ "/.manifest": null }), { key: rsa.privateKeyPem, algorithm: "RS256" }));
     await expectRefused(path, rsa.publicKeyPem, "bundle_entrypoint_missing", /no manifest/);
