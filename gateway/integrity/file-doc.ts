@@ -108,7 +108,16 @@ export class IntegrityFile {
         result = { ok: false, error };
       }
       const after = serialize(doc);
-      if (after !== before) this.write(after);
+      if (after !== before) {
+        try {
+          this.write(after);
+        } catch (err) {
+          // The document in memory holds a change the file does not: read the file again next time.
+          this.signature = "";
+          this.checkedAt = -Infinity;
+          throw err;
+        }
+      }
       if (!result.ok) throw result.error;
       return result.value;
     } finally {
