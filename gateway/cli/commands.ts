@@ -8,6 +8,7 @@ import { runBundleCommand } from "./bundle.js";
 import { runPolicyCommand } from "./policy.js";
 import { runAuditCommand } from "./audit.js";
 import { runConfigCommand } from "./config-check.js";
+import { runApprovalsCommand, runToolsCommand } from "./integrity.js";
 
 export interface Io {
   out: NodeJS.WritableStream;
@@ -122,6 +123,8 @@ const COMMAND_GROUPS: Record<string, { summary: string; run(argv: string[], io: 
   policy: { summary: "evaluate one input, replay recorded decisions against a candidate (policy eval|replay)", run: runPolicyCommand },
   audit: { summary: "verify the audit hash chain, tail events for a SIEM (audit verify|tail)", run: runAuditCommand },
   config: { summary: "check a config and every file it names, --online also what it reaches (config check)", run: runConfigCommand },
+  tools: { summary: "pinned tool definitions: list them, approve a drifted one, revoke a pin (tools list|approve|revoke)", run: runToolsCommand },
+  approvals: { summary: "calls held for a human: list them, approve or deny one (approvals list|approve|deny)", run: runApprovalsCommand },
 };
 
 function help(): string {

@@ -18,7 +18,9 @@ export interface Subcommand {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig["options"]>;
-  run(values: Values, io: GroupIo): Promise<number>;
+  /** The one positional argument's name (`approvals approve ID`); without it none is accepted. */
+  argument?: string;
+  run(values: Values, io: GroupIo, argument: string | undefined): Promise<number>;
 }
 
 /** Thrown for a missing or bad option: exit code 2 with the usage line. */
@@ -38,12 +40,15 @@ export async function runGroup(group: string, subs: Record<string, Subcommand>, 
     return 2;
   }
   try {
-    const { values } = parseArgs({ args: rest, options: { ...sub.options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
+    const { values, positionals } = parseArgs({ args: rest, options: { ...sub.options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: sub.argument !== undefined });
     if (values.help === true) {
       io.out.write(`${sub.summary}\n\nUsage: ${sub.usage}\n`);
       return 0;
     }
-    return await sub.run(values as Values, io);
+    if (sub.argument !== undefined && positionals.length !== 1) {
+      throw new GroupUsageError(positionals.length === 0 ? `${sub.argument} is required` : `one ${sub.argument} only, not ${positionals.length}`);
+    }
+    return await sub.run(values as Values, io, positionals[0]);
   } catch (err) {
     // A bad config is exit 2 in the words serve uses for it.
     if (err instanceof ConfigError) {

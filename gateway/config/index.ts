@@ -1,4 +1,4 @@
-export { loadAuditConfig, loadConfig, parseConfig, ConfigError } from "./load.js";
+export { loadAuditConfig, loadConfig, loadConfigSections, parseConfig, ConfigError } from "./load.js";
 export {
   configSchema,
   isStdioUpstream,

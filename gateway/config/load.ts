@@ -30,16 +30,32 @@ const auditSectionSchema = z.object({ audit: configSchema.shape.audit });
  * none of the gateway's other secrets in its environment.
  */
 export function loadAuditConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig["audit"] {
+  return loadConfigSections(file, auditSectionSchema, (s, abs) => resolveAuditPaths(s.audit, abs), env).audit;
+}
+
+/**
+ * Only some top-level sections of a config file, for commands that need no more (`audit`,
+ * `tools`, `approvals`): `schema` is an object of those sections (its keys name them), with their
+ * defaults and any rule across them. Only their `${VAR}`s are expanded and only they are
+ * validated, with the same messages as the whole file; `resolvePaths` then makes their paths
+ * absolute (relative = next to the config file), and the result is frozen.
+ */
+export function loadConfigSections<S extends z.ZodRawShape, T extends Record<string, unknown>>(
+  file: string,
+  schema: z.ZodType<T> & { shape: S },
+  resolvePaths: (sections: T, abs: (p: string) => string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): T {
   const raw = readYaml(file);
-  const section = raw !== null && typeof raw === "object" && !Array.isArray(raw) ? (raw as Record<string, unknown>).audit : undefined;
+  const top = raw !== null && typeof raw === "object" && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
   const problems: string[] = [];
-  const expanded = { audit: expandEnv(section, ["audit"], env, problems) };
+  const expanded: Record<string, unknown> = {};
+  for (const name of Object.keys(schema.shape)) expanded[name] = expandEnv(top[name], [name], env, problems);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  const result = auditSectionSchema.safeParse(expanded);
+  const result = schema.safeParse(expanded);
   if (!result.success) throw new ConfigError(file, formatIssues(result.error, expanded));
-  const audit = result.data.audit;
-  resolveAuditPaths(audit, pathResolver(file));
-  return deepFreeze(audit);
+  resolvePaths(result.data, pathResolver(file));
+  return deepFreeze(result.data);
 }
 
 function readYaml(file: string): unknown {
