@@ -4,6 +4,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { configSchema, isStdioUpstream, type GatewayConfig } from "./schema.js";
 import { resolveOutbox } from "./outbox-schema.js";
+import { resolveIntegrityPaths } from "../integrity/config.js";
 
 /** A configuration problem, always naming the file and the dotted field. CLI exits 2 on it. */
 export class ConfigError extends Error {
@@ -94,6 +95,7 @@ export function parseConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv =
     if (config.policy.shadow.verificationKey) config.policy.shadow.verificationKey = abs(config.policy.shadow.verificationKey);
   }
   resolveAuditPaths(config.audit, abs);
+  resolveIntegrityPaths(config.integrity, abs);
   for (const u of Object.values(config.upstreams)) {
     if (isStdioUpstream(u)) {
       // A stdio upstream starts in its cwd, the config file's folder by default, so a relative

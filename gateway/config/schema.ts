@@ -12,6 +12,7 @@ import {
   saslNeedsTls,
 } from "./audit-schema.js";
 import { parseCidr } from "../shared/ip.js";
+import { INTEGRITY_REDIS_RULE, integritySectionSchema } from "../integrity/config.js";
 import { LOG_LEVELS } from "../shared/log.js";
 import { auditDeadLetterFileSchema, auditOnFullSchema, auditOutboxSchema } from "./outbox-schema.js";
 
@@ -303,6 +304,7 @@ export const configSchema = z
     edge: edgeSchema.default({ maxBodyBytes: 4 * 1024 * 1024, maxJsonDepth: 64, allowedOrigins: [], trustedProxies: [], headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 }),
     rateLimits: rateLimitsSchema.default({ store: "local", onRedisDown: "local", defaults: {} }),
     shutdown: shutdownSchema.default({ drainTimeoutMs: 30_000 }),
+    integrity: integritySectionSchema,
     logging: loggingSchema.default({ level: "info", access: true }),
     /** OpenTelemetry traces (gateway/telemetry/): off unless telemetry.traces is set. */
     telemetry: telemetryConfigSchema.optional(),
@@ -310,7 +312,8 @@ export const configSchema = z
   })
   .strict()
   // The session ledger lives in the Redis of the rate limits: one connection setting, not two.
-  .refine((c) => c.sessions.store !== "redis" || c.rateLimits.redis !== undefined, { message: "store: redis needs rateLimits.redis.url (the same Redis as the rate limits)", path: ["sessions", "store"] });
+  .refine((c) => c.sessions.store !== "redis" || c.rateLimits.redis !== undefined, { message: "store: redis needs rateLimits.redis.url (the same Redis as the rate limits)", path: ["sessions", "store"] })
+  .refine(INTEGRITY_REDIS_RULE.check, { message: INTEGRITY_REDIS_RULE.message, path: [...INTEGRITY_REDIS_RULE.path] });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
