@@ -96,7 +96,7 @@ export class KafkaHealthTracker {
     this.opts.log(
       "error",
       `audit: Kafka topic ${this.opts.topic} does not exist on the brokers and audit.kafka.createTopic is off: ` +
-        `create it, or set audit.kafka.createTopic. Nothing is sent until it exists; events wait in the outbox`,
+        `create it, or set audit.kafka.createTopic. Nothing is sent until it exists; events wait ${this.opts.backlog.stats ? "in the outbox" : "in memory (audit.outbox is off)"}`,
       fields,
     );
   }
