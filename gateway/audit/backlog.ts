@@ -34,6 +34,11 @@ export interface AuditBacklog {
    * accepted, waits (onFull block) or rejects with code `audit_backpressure` (onFull reject).
    */
   admit?(): Promise<void>;
+  /**
+   * Which bound a bounded backlog is past now (named by its config key), null while under all of
+   * them: what makes `admit` refuse or wait. Read by the sink's health (kafka-health.ts).
+   */
+  fullReason?(): string | null;
   /** Flushes and releases files; called by the sink's close after its sender stopped. */
   close?(): Promise<void>;
   /** Counters for operators and tests (the outbox's `OutboxStats`). */

@@ -17,6 +17,8 @@ export { AuditLog, type AuditLogOptions } from "./audit-log.js";
 export { AuditChain, ed25519PrivateKey } from "./chain.js";
 export { JsonlFileSink, type JsonlFileSinkOptions } from "./file-sink.js";
 export { KafkaSink, type KafkaClientLike, type KafkaSinkOptions, type KafkaSinkStats } from "./kafka-sink.js";
+// What /readyz asks of a Kafka sink (compose: `ready.push({ name: "audit_kafka", run: () => kafkaReadiness(sink) })`).
+export { kafkaReadiness, type KafkaHealth } from "./kafka-health.js";
 export { kafkaSecurityOptions, type KafkaSecurityOptions } from "./kafka-security.js";
 export { MemoryBacklog, type AuditBacklog } from "./backlog.js";
 // AuditLog.admit rejects with it (code `audit_backpressure`) when the outbox is full.

@@ -10,7 +10,9 @@ import {
   type ProducerConfig,
 } from "kafkajs";
 import { MemoryBacklog, type AuditBacklog, type BacklogStats, type OutboundMessage } from "./backlog.js";
+import { KafkaHealthTracker, type KafkaHealth } from "./kafka-health.js";
 import { isSizeRefusal, recordRefusal, type KafkaRefusal } from "./kafka-refusal.js";
+import { TopicCheck, TopicMissingError } from "./kafka-topic-check.js";
 import { estimatedBatchBytes, fittingCount, probeTopicLimit, type TopicMessageLimit } from "./kafka-topic-limit.js";
 import { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
 import { DeadLetterFile, deadLetterLine } from "./outbox-dead-letter.js";
@@ -19,7 +21,7 @@ import type { KafkaSecurityOptions } from "./kafka-security.js";
 
 /** The parts of a kafkajs producer the sink uses (a seam for unit tests). */
 export type KafkaProducerLike = Pick<Producer, "connect" | "disconnect" | "send">;
-export type KafkaAdminLike = Pick<Admin, "connect" | "disconnect" | "listTopics" | "createTopics" | "describeConfigs" | "describeCluster">;
+export type KafkaAdminLike = Pick<Admin, "connect" | "disconnect" | "fetchTopicMetadata" | "createTopics" | "describeConfigs" | "describeCluster">;
 export interface KafkaClientLike {
   producer(config: ProducerConfig): KafkaProducerLike;
   admin(): KafkaAdminLike;
@@ -57,8 +59,12 @@ export interface KafkaSinkOptions {
    * topic's max.message.bytes and logs an error when it is below this plus RECORD_OVERHEAD_BYTES.
    */
   maxEventBytes?: number;
-  /** Clock for the dead-letter timestamps and stats().sendLagMs (default Date.now). */
+  /** Clock for the dead-letter timestamps, stats().sendLagMs and health() ages (default Date.now). */
   now?: () => number;
+  /** How often the topic's existence is checked again while the sink runs (default 30 000 ms). */
+  topicCheckIntervalMs?: number;
+  /** A send lag (stats().sendLagMs) this long makes health() report a stalled sender (default 60 000 ms). */
+  stallMs?: number;
   /** Test seam: the client to use instead of a kafkajs `Kafka` built from the options above. */
   client?: KafkaClientLike;
 }
@@ -102,6 +108,12 @@ export interface KafkaCloseReport extends SinkCloseReport {
  * forever: a refused batch is re-sent one event at a time, and each refused event is appended to
  * the dead-letter file before the backlog moves past it (stats().deadLettered). Batches are cut
  * to the topic's max.message.bytes, read at connect (kafka-topic-limit.ts).
+ *
+ * The topic must exist before anything is sent: kafkajs retries a send to a missing topic inside
+ * `send()` forever and says nothing, so the sender checks it first (fetchTopicMetadata), logs an
+ * error naming the topic and the fix when it is missing, and backs off with the events kept in
+ * the backlog until an operator creates it. `health()` (kafka-health.ts) says whether the sink
+ * can deliver now, for /readyz.
  */
 export class KafkaSink implements AuditSink {
   readonly name: string;
@@ -115,7 +127,9 @@ export class KafkaSink implements AuditSink {
 
   private producer: KafkaProducerLike | null = null;
   private producersCreated = 0;
-  private topicReady: boolean;
+  private readonly topicCheck: TopicCheck;
+  private topicTimer: NodeJS.Timeout | null = null;
+  private readonly tracker: KafkaHealthTracker;
   private loop: Promise<void> | null = null;
   private closed = false;
   // Soft stop: drain what is queued, then exit. Hard stop: the close deadline passed.
@@ -140,10 +154,20 @@ export class KafkaSink implements AuditSink {
     this.maxBatch = opts.maxBatch ?? 500;
     this.maxBatchBytes = opts.maxBatchBytes ?? 900_000;
     this.backoff = opts.backoff ?? { initialMs: 300, maxMs: 30_000 };
-    this.topicReady = !opts.createTopic;
     this.client = opts.client ?? this.buildClient();
     this.deadLetter = opts.deadLetterFile ? new DeadLetterFile(opts.deadLetterFile) : null;
     this.now = opts.now ?? Date.now;
+    this.tracker = new KafkaHealthTracker({
+      topic: opts.topic,
+      brokers: opts.brokers,
+      createsTopic: Boolean(opts.createTopic),
+      stallMs: opts.stallMs ?? 60_000,
+      sendLagMs: () => this.stats().sendLagMs,
+      backlog: this.backlog,
+      now: this.now,
+      log: this.log,
+    });
+    this.topicCheck = new TopicCheck({ topic: opts.topic, createTopic: opts.createTopic ?? false, admin: () => this.client.admin(), tracker: this.tracker, log: this.log });
   }
 
   /**
@@ -153,10 +177,12 @@ export class KafkaSink implements AuditSink {
    */
   async start(): Promise<void> {
     if (this.loop || this.closed) return;
+    this.tracker.started();
     const first = this.ready().then(
       () => true,
       async (err: unknown) => {
-        this.log("warn", "audit: Kafka not reachable at start; retrying in the background", errFields(err));
+        // A missing topic has already been logged as an error naming the fix (kafka-health.ts).
+        if (!(err instanceof TopicMissingError)) this.log("warn", "audit: Kafka not reachable at start; retrying in the background", errFields(err));
         await this.discardProducer();
         return false;
       },
@@ -166,7 +192,13 @@ export class KafkaSink implements AuditSink {
     // rejection: events stop moving and stats().queued grows from here on.
     this.loop = first
       .then(() => this.run())
-      .catch((err: unknown) => this.log("error", "audit: Kafka sender stopped unexpectedly", errFields(err)));
+      .catch((err: unknown) => {
+        this.tracker.senderStopped(err);
+        this.log("error", "audit: Kafka sender stopped unexpectedly", errFields(err));
+      });
+    // A topic deleted while the gateway runs shows in health() and the log, not only at start.
+    this.topicTimer = setInterval(() => void this.topicCheck.run().catch(() => undefined), this.opts.topicCheckIntervalMs ?? 30_000);
+    this.topicTimer.unref();
     const connected = await Promise.race([first, delay(this.opts.startTimeoutMs ?? 5000, "timeout")]);
     if (connected === true) {
       this.log("info", "audit: connected to Kafka", { topic: this.opts.topic, brokers: this.opts.brokers });
@@ -192,6 +224,24 @@ export class KafkaSink implements AuditSink {
     return { queued: this.backlog.size, ...this.counters, sendLagMs, ...(outbox ? { outbox } : {}) };
   }
 
+  /**
+   * Whether the sink can deliver now (kafka-health.ts): the brokers answer, the topic exists, the
+   * outbox is under its bounds and the sender is not stalled. Answers from what the sender saw;
+   * when the brokers have not been heard from for HEALTH_FRESH_MS it checks the topic first,
+   * waiting at most HEALTH_PROBE_WAIT_MS (a hung broker must not hang /readyz).
+   */
+  async health(): Promise<KafkaHealth> {
+    if (this.loop && !this.closed && this.now() - this.tracker.heardAt() >= HEALTH_FRESH_MS) {
+      const checked = this.topicCheck.run().then(
+        () => undefined,
+        () => undefined,
+      );
+      await Promise.race([checked, delay(HEALTH_PROBE_WAIT_MS, undefined)]);
+    }
+    const problems = this.tracker.problems(this.closed);
+    return { ok: problems.length === 0, problems };
+  }
+
   /** Back-pressure from a bounded backlog (the outbox): see AuditBacklog.admit. */
   admit(): Promise<void> {
     return this.closed ? Promise.reject(new Error(`${this.name}: sink is closed`)) : (this.backlog.admit?.() ?? Promise.resolve());
@@ -204,6 +254,7 @@ export class KafkaSink implements AuditSink {
   async close(options: { timeoutMs?: number } = {}): Promise<KafkaCloseReport> {
     this.closed = true;
     this.closing.abort();
+    if (this.topicTimer) clearInterval(this.topicTimer);
     // One deadline for draining and disconnecting: against a frozen broker a disconnect hangs too.
     const deadline = delay(options.timeoutMs ?? 5000, "timeout" as const);
     if (this.loop) {
@@ -282,6 +333,8 @@ export class KafkaSink implements AuditSink {
       const outcome = await this.settle(msg, i === 0 ? knownRefusal : null);
       if (outcome === "stopped") return "stopped";
       await this.backlog.ack(1);
+      // Each event sent alone is a batch of its own for the send lag.
+      this.deliveringSince = this.now();
       if (outcome === "sent") {
         this.counters.sent++;
       } else {
@@ -340,20 +393,32 @@ export class KafkaSink implements AuditSink {
     }));
     for (let attempt = 1; ; attempt++) {
       if (this.hardStop.signal.aborted) return { kind: "stopped" };
+      let sending = false;
       try {
         const producer = await this.ready();
+        sending = true;
         await producer.send({ topic: this.opts.topic, acks: -1, timeout: 30_000, messages });
+        this.tracker.reached();
+        this.tracker.topicPresent();
         return { kind: "sent" };
       } catch (err) {
         if (this.hardStop.signal.aborted) return { kind: "stopped" };
         this.counters.sendFailures++;
+        if (err instanceof TopicMissingError) {
+          // Logged by the check; no producer was used. Back off: an operator has to act.
+          if (!(await this.pause(attempt))) return { kind: "stopped" };
+          continue;
+        }
         // kafkajs rolls the sequence back on a failed send and never re-initialises the producer
         // id, so the old instance could reuse a range the broker already holds: never reuse it.
         const refusal = recordRefusal(err);
         if (refusal) {
+          this.tracker.reached();
           await this.discardProducer();
           return { kind: "refused", refusal };
         }
+        // ready() records its own failures (topic check, connect) in the tracker.
+        if (sending) this.tracker.failed(err);
         const waitMs = this.backoffMs(attempt);
         this.log("warn", "audit: Kafka delivery failed; replacing the producer and retrying the batch", {
           ...errFields(err),
@@ -382,12 +447,9 @@ export class KafkaSink implements AuditSink {
     }
   }
 
-  /** Makes sure the topic exists (when configured) and a producer is connected. */
+  /** Makes sure the topic exists (created when configured) and a producer is connected. */
   private async ready(): Promise<KafkaProducerLike> {
-    if (!this.topicReady) {
-      await this.ensureTopic();
-      this.topicReady = true;
-    }
+    if (!this.topicCheck.verified && !(await this.topicCheck.run())) throw new TopicMissingError(this.opts.topic);
     if (this.producer) return this.producer;
     // close() may have discarded the producer while we awaited the topic: do not open another.
     if (this.hardStop.signal.aborted) throw new Error(`${this.name}: closed`);
@@ -404,7 +466,13 @@ export class KafkaSink implements AuditSink {
     if (this.producersCreated++ > 0) this.counters.producerRecreations++;
     // Kept before connect() so a close during a hanging connect can still disconnect it.
     this.producer = producer;
-    await producer.connect();
+    try {
+      await producer.connect();
+    } catch (err) {
+      this.tracker.failed(err);
+      throw err;
+    }
+    this.tracker.reached();
     if (!this.topicLimit && this.now() - this.limitTriedAt >= LIMIT_RETRY_MS) await this.checkTopicLimit();
     return producer;
   }
@@ -417,25 +485,6 @@ export class KafkaSink implements AuditSink {
   private async checkTopicLimit(): Promise<void> {
     this.limitTriedAt = this.now();
     this.topicLimit = await probeTopicLimit(this.client.admin(), this.opts.topic, this.opts.maxEventBytes, this.log);
-  }
-
-  private async ensureTopic(): Promise<void> {
-    const spec = this.opts.createTopic;
-    if (!spec) return;
-    const admin = this.client.admin();
-    await admin.connect();
-    try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(this.opts.topic)) {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{ topic: this.opts.topic, numPartitions: spec.partitions, replicationFactor: spec.replicationFactor }],
-        });
-        this.log("info", "audit: created Kafka topic", { topic: this.opts.topic, ...spec });
-      }
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
   }
 
   private async discardProducer(): Promise<void> {
@@ -479,6 +528,11 @@ function kafkajsLevel(entry: LogEntry): AuditLogLevel {
   if (entry.level > logLevel.WARN) return "debug";
   return entry.namespace === "Connection" || entry.namespace === "BrokerPool" ? "debug" : "warn";
 }
+
+/** health() checks the topic itself when the brokers have not been heard from for this long (an idle sender asks nothing). */
+const HEALTH_FRESH_MS = 5_000;
+/** How long health() waits for that check: under /readyz's 1 s per check. */
+const HEALTH_PROBE_WAIT_MS = 700;
 
 /** After a failed read of the topic's limit, the next producer connect tries again only after this long. */
 const LIMIT_RETRY_MS = 5 * 60_000;

@@ -413,11 +413,12 @@ export class Outbox implements AuditBacklog {
 
   // ---- back-pressure ----
 
-  private fullReason(): string | null {
-    if (this.unackedBytes >= this.maxBytes) return `${this.unackedBytes} bytes not yet acknowledged by Kafka, limit ${this.maxBytes}`;
+  /** Which bound is passed, naming its config key (AuditBacklog.fullReason); null while under both. */
+  fullReason(): string | null {
+    if (this.unackedBytes >= this.maxBytes) return `${this.unackedBytes} bytes not yet acknowledged by Kafka, limit ${this.maxBytes} (audit.outbox.maxBytes)`;
     if (this.maxAgeMs > 0 && this.headTime !== null && this.unacked + this.pending > 0) {
       const age = this.now() - this.headTime;
-      if (age > this.maxAgeMs) return `oldest event waiting ${Math.round(age / 1000)} s, limit ${this.maxAgeMs / 1000} s`;
+      if (age > this.maxAgeMs) return `oldest event waiting ${Math.round(age / 1000)} s, limit ${this.maxAgeMs / 1000} s (audit.outbox.maxAgeSeconds)`;
     }
     return null;
   }

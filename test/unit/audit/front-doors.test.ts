@@ -21,7 +21,7 @@ const DOORS = [
     names: [
       "AuditBacklog", "AuditBackpressureError", "AuditChain", "AuditContext", "AuditEvent", "AuditLog", "AuditLogger",
       "AuditLogOptions", "AuditOutcome", "AuditRecord", "AuditSink", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
-      "ed25519PrivateKey", "JsonlFileSink", "JsonlFileSinkOptions", "KafkaClientLike", "kafkaSecurityOptions",
+      "ed25519PrivateKey", "JsonlFileSink", "JsonlFileSinkOptions", "KafkaClientLike", "KafkaHealth", "kafkaReadiness", "kafkaSecurityOptions",
       "KafkaSecurityOptions", "KafkaSink", "KafkaSinkOptions", "KafkaSinkStats", "KeyMatcher", "MemoryBacklog", "Outbox",
       "OutboxOptions", "sensitiveKeyMatcher", "toOcsf", "TruncationMarker",
     ],
@@ -126,7 +126,7 @@ describe("audit front doors (gateway/audit/index.ts, readers.ts)", () => {
     const readers = await import("../../../gateway/audit/readers.js");
     assert.deepEqual(Object.keys(index).sort(byName), [
       "AuditBackpressureError", "AuditChain", "AuditLog", "AuditRecord", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
-      "ed25519PrivateKey", "JsonlFileSink", "kafkaSecurityOptions", "KafkaSink", "MemoryBacklog", "Outbox", "sensitiveKeyMatcher", "toOcsf",
+      "ed25519PrivateKey", "JsonlFileSink", "kafkaReadiness", "kafkaSecurityOptions", "KafkaSink", "MemoryBacklog", "Outbox", "sensitiveKeyMatcher", "toOcsf",
     ]);
     assert.deepEqual(Object.keys(readers).sort(byName), ["ed25519PublicKey", "followJsonlFile", "followTopic", "readJsonlFile", "readTopicToEnd", "verifyRecords"]);
   });

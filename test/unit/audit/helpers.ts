@@ -61,7 +61,7 @@ export function allowOutcome(over: Partial<DecisionOutcome> = {}): DecisionOutco
 }
 
 import { AuditRecord } from "../../../gateway/audit/index.js";
-import type { AuditEvent } from "../../../gateway/audit/index.js";
+import type { AuditEvent, AuditLogger } from "../../../gateway/audit/index.js";
 
 /** A complete allowed event, as the pipeline would emit it. */
 export function sampleEvent(ids: () => string = sequentialIds("ev"), sub = "alice"): AuditEvent {
@@ -77,4 +77,25 @@ export function sampleEvent(ids: () => string = sequentialIds("ev"), sub = "alic
   rec.upstreamFinished();
   rec.toolResult({ content: [{ type: "text", text: "ok" }] });
   return rec.finish("allowed");
+}
+
+/** Resolves once `cond()` holds, polling every 2 ms; throws after `timeoutMs`. */
+export async function until(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+export interface LogEntry {
+  level: string;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** A logger that keeps every line for assertions. */
+export function recorder(): { entries: LogEntry[]; logger: AuditLogger } {
+  const entries: LogEntry[] = [];
+  return { entries, logger: (level, msg, fields) => entries.push({ level, msg, fields: fields ?? {} }) };
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import kafkajs, { type DescribeConfigResponse, type ProducerConfig, type ProducerRecord, type RecordMetadata, type ResourceConfigQuery } from "kafkajs";
+import kafkajs, { type ProducerRecord } from "kafkajs";
 import { recordRefusal } from "../../../gateway/audit/kafka-refusal.js";
 import { estimatedBatchBytes } from "../../../gateway/audit/kafka-topic-limit.js";
 import type { DeadLetterLine } from "../../../gateway/audit/outbox-dead-letter.js";
@@ -12,124 +12,10 @@ import {
   Outbox,
   type AuditEvent,
   type AuditLogger,
-  type KafkaClientLike,
   type KafkaSinkOptions,
 } from "../../../gateway/audit/index.js";
-import type { KafkaAdminLike, KafkaProducerLike } from "../../../gateway/audit/kafka-sink.js";
-import { sampleEvent, sequentialIds } from "./helpers.js";
-
-/**
- * A scripted kafkajs stand-in. `sendBehaviour` decides each send's fate by call number, so a test
- * can reject a send, hang it, or let it succeed; the fake records every call for assertions.
- */
-class FakeKafka implements KafkaClientLike {
-  producerConfigs: ProducerConfig[] = [];
-  producers: FakeProducer[] = [];
-  sends: Array<{ producer: number; record: ProducerRecord }> = [];
-  inFlight = 0;
-  maxInFlight = 0;
-  topics = new Set<string>();
-  created: string[] = [];
-  connectFails = false;
-  sendBehaviour: (n: number) => "ok" | "reject" | "hang" = () => "ok";
-  /** A permanent refusal (a kafkajs protocol error) for a send, or null to go on with sendBehaviour. */
-  refuse: (record: ProducerRecord) => KafkaProtocolErrorLike | null = () => null;
-  /** Configs by resource type and name, e.g. topicConfigs.get("audit") = { "max.message.bytes": "2048" }. */
-  topicConfigs = new Map<string, Record<string, string>>();
-  brokerConfigs = new Map<string, Record<string, string>>();
-  /** Errors of DescribeConfigs by resource type (2 topic, 4 broker). */
-  describeFails = new Set<number>();
-  describeRequests: ResourceConfigQuery[][] = [];
-  /** Decision ids of every send that succeeded, in order. */
-  delivered: string[] = [];
-
-  producer(config: ProducerConfig): KafkaProducerLike {
-    this.producerConfigs.push(config);
-    const p = new FakeProducer(this, this.producers.length);
-    this.producers.push(p);
-    return p;
-  }
-
-  admin(): KafkaAdminLike {
-    return {
-      connect: async () => {
-        if (this.connectFails) throw new Error("connect ECONNREFUSED");
-      },
-      disconnect: async () => undefined,
-      listTopics: async () => [...this.topics],
-      createTopics: async (o) => {
-        for (const t of o.topics) {
-          this.topics.add(t.topic);
-          this.created.push(t.topic);
-        }
-        return true;
-      },
-      describeCluster: async () => ({ brokers: [...this.brokerConfigs.keys()].map((id) => ({ nodeId: Number(id), host: "127.0.0.1", port: 1 })), controller: 1, clusterId: "fake" }),
-      describeConfigs: async ({ resources }): Promise<DescribeConfigResponse> => {
-        this.describeRequests.push(resources);
-        if (resources.some((r) => this.describeFails.has(r.type))) throw Object.assign(new Error("Cluster authorization failed"), { type: "CLUSTER_AUTHORIZATION_FAILED" });
-        return {
-          throttleTime: 0,
-          resources: resources.map((r) => {
-            const configs = (r.type === 2 ? this.topicConfigs : this.brokerConfigs).get(r.name);
-            return {
-              errorCode: configs ? 0 : 3,
-              errorMessage: configs ? "" : "unknown",
-              resourceName: r.name,
-              resourceType: r.type,
-              configEntries: Object.entries(configs ?? {})
-                .filter(([name]) => !r.configNames || r.configNames.includes(name))
-                .map(([configName, configValue]) => ({ configName, configValue, isDefault: false, configSource: 1, isSensitive: false, readOnly: false, configSynonyms: [] })),
-            };
-          }),
-        };
-      },
-    };
-  }
-}
-
-/** What kafkajs 2.2.4 rejects a send with on a per-record error (src/protocol/error.js). */
-interface KafkaProtocolErrorLike extends Error {
-  type: string;
-  code: number;
-  retriable: boolean;
-}
-
-function protocolError(type: string, code: number, retriable = false): KafkaProtocolErrorLike {
-  return Object.assign(new Error(`${type} from the fake broker`), { name: "KafkaJSProtocolError", type, code, retriable });
-}
-
-class FakeProducer implements KafkaProducerLike {
-  disconnected = false;
-  constructor(
-    private readonly kafka: FakeKafka,
-    private readonly index: number,
-  ) {}
-  async connect(): Promise<void> {
-    if (this.kafka.connectFails) throw new Error("connect ECONNREFUSED");
-  }
-  async disconnect(): Promise<void> {
-    this.disconnected = true;
-  }
-  async send(record: ProducerRecord): Promise<RecordMetadata[]> {
-    const k = this.kafka;
-    k.sends.push({ producer: this.index, record });
-    const fate = k.sendBehaviour(k.sends.length);
-    const refusal = k.refuse(record);
-    k.inFlight++;
-    k.maxInFlight = Math.max(k.maxInFlight, k.inFlight);
-    try {
-      await new Promise((r) => setTimeout(r, 1));
-      if (refusal) throw refusal;
-      if (fate === "hang") await new Promise(() => undefined);
-      if (fate === "reject") throw new Error("OUT_OF_ORDER_SEQUENCE_NUMBER");
-      k.delivered.push(...record.messages.map((m) => String(m.headers?.["decision-id"])));
-      return [];
-    } finally {
-      k.inFlight--;
-    }
-  }
-}
+import { FakeKafka, protocolError } from "../../fakes/kafka.js";
+import { recorder, sampleEvent, sequentialIds, until, type LogEntry } from "./helpers.js";
 
 const quiet: AuditLogger = () => undefined;
 
@@ -143,14 +29,6 @@ function sink(kafka: FakeKafka, over: Partial<KafkaSinkOptions> = {}): KafkaSink
     startTimeoutMs: 100,
     ...over,
   });
-}
-
-async function until(cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 describe("KafkaSink (fake kafkajs client)", () => {
@@ -282,7 +160,7 @@ describe("KafkaSink (fake kafkajs client)", () => {
   });
 
   it("creates the topic when configured and missing, and leaves an existing one alone", async () => {
-    const kafka = new FakeKafka();
+    const kafka = new FakeKafka({ topics: [] });
     const s = sink(kafka, { createTopic: { partitions: 1, replicationFactor: 1 } });
     await s.start();
     await s.close();
@@ -329,17 +207,6 @@ describe("KafkaSink (fake kafkajs client)", () => {
     await s.close();
   });
 });
-
-interface LogEntry {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-function recorder(): { entries: LogEntry[]; logger: AuditLogger } {
-  const entries: LogEntry[] = [];
-  return { entries, logger: (level, msg, fields) => entries.push({ level, msg, fields: fields ?? {} }) };
-}
 
 const idsOf = (events: readonly AuditEvent[]): string[] => events.map((e) => e.decision_id);
 const carries = (record: ProducerRecord, id: string): boolean => record.messages.some((m) => m.headers?.["decision-id"] === id);
