@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { AuditLog, JsonlFileSink, KafkaSink, type AuditContext, type AuditSink } from "../audit/index.js";
+import { AuditLog, JsonlFileSink, KafkaSink, kafkaReadiness, type AuditContext, type AuditSink } from "../audit/index.js";
 import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type TokenVerifier } from "../auth/index.js";
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
@@ -158,6 +158,11 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
   await audit.start();
   // Last to stop: every call that finished before is on record before the sinks flush and close.
   parts.add({ name: "audit", stop: async () => void (await audit.close()), status: () => ({ sinks: audit.stats(), ...audit.sinkStats() }) });
+  if (kafkaSink) {
+    const sink = kafkaSink;
+    // Broker reachable, topic present, outbox under its bounds, sender not stalled (docs/audit.md#readiness).
+    ready.push({ name: "audit_kafka", run: () => kafkaReadiness(sink) });
+  }
   ready.push({
     name: "audit",
     run: () =>

@@ -25,7 +25,7 @@ describe("readiness: /readyz names each failing check while /healthz stays live"
     await idp.close();
   });
 
-  async function gateway(overrides: { jwksUri?: string; sessions?: Record<string, unknown>; rateLimits?: Record<string, unknown> } = {}): Promise<RunningGateway> {
+  async function gateway(overrides: { jwksUri?: string; sessions?: Record<string, unknown>; rateLimits?: Record<string, unknown>; kafka?: Record<string, unknown> } = {}): Promise<RunningGateway> {
     const { bundle, dir } = await defaultBundle();
     const work = mkdtempSync(join(tmpdir(), "pc-ready-"));
     const config = parseConfig(
@@ -34,7 +34,7 @@ describe("readiness: /readyz names each failing check while /healthz stays live"
         auth: { issuer: idp.issuer, audience: "http://127.0.0.1/mcp", jwksUri: overrides.jwksUri ?? idp.jwksUri, algorithms: ["RS256"] },
         policy: { bundle, verificationKey: join(dir, "pub.pem") },
         upstreams: { demo: { url: demo.url } },
-        audit: { file: join(work, "audit.jsonl") },
+        audit: { file: join(work, "audit.jsonl"), ...(overrides.kafka && { kafka: overrides.kafka }) },
         ...(overrides.sessions && { sessions: overrides.sessions }),
         ...(overrides.rateLimits && { rateLimits: overrides.rateLimits }),
       },
@@ -78,5 +78,19 @@ describe("readiness: /readyz names each failing check while /healthz stays live"
     assert.equal(r.status, 503);
     assert.equal(r.body.checks.session_store?.ok, false);
     assert.match(r.body.checks.session_store?.reason ?? "", /Redis/);
+  });
+
+  it("is 503 naming audit_kafka when the audit broker cannot be reached (events wait in the outbox)", async function () {
+    this.timeout(30_000);
+    const dead = await freePort();
+    const g = await gateway({ kafka: { brokers: [`127.0.0.1:${dead}`], topic: "mcp.audit" } });
+    let r = await get(`${g.url}/readyz`);
+    for (let i = 0; i < 20 && r.body.checks.audit_kafka?.ok !== false; i++) {
+      await new Promise((res) => setTimeout(res, 250));
+      r = await get(`${g.url}/readyz`);
+    }
+    assert.equal(r.status, 503);
+    assert.equal(r.body.checks.audit_kafka?.ok, false);
+    assert.match(r.body.checks.audit_kafka?.reason ?? "", /unreachable|not started|127\.0\.0\.1/);
   });
 });
