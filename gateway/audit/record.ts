@@ -8,7 +8,7 @@ import { applyMasks } from "./mask.js";
 import { reportMaskMisses } from "./mask-misses.js";
 import { summarizeToolResult } from "./result-summary.js";
 import { sensitiveArgumentPointers, type KeyMatcher } from "./sensitive-keys.js";
-import type { AuditEvent, AuditOutcome, ToolResultSummary } from "./types.js";
+import type { AuditEvent, AuditOutcome, ResultPolicySummary, ToolResultSummary } from "./types.js";
 
 /** What every record of one gateway instance shares; built once at the composition root. */
 export interface AuditContext {
@@ -94,6 +94,7 @@ export class AuditRecord {
   private summary: ToolResultSummary | undefined;
   private decided = false;
   private listed: { visible: string[]; hidden: string[] } | undefined;
+  private resultPolicySummary: ResultPolicySummary | undefined;
   private shadow: AuditEvent["shadow"];
 
   constructor(ctx: AuditContext, init: AuditRecordInit = {}) {
@@ -168,6 +169,12 @@ export class AuditRecord {
   upstreamFinished(): void {
     if (this.done || this.upstreamStartNs === null) return;
     this.upstreamEndNs = this.ctx.clock.monotonicNs();
+  }
+
+  /** What mcp/authz/result decided about the tool result (pointers and sizes only). */
+  resultPolicy(summary: ResultPolicySummary): void {
+    if (this.done) return;
+    this.resultPolicySummary = summary;
   }
 
   toolResult(result: unknown): void {
@@ -256,6 +263,7 @@ export class AuditRecord {
         ? { list: { visible: this.listed.visible.map((n) => cap("/list/visible", asText(n))), hidden: this.listed.hidden.map((n) => cap("/list/hidden", asText(n))) } }
         : {}),
       ...(this.summary ? { tool_result: this.summary } : {}),
+      ...(this.resultPolicySummary ? { result_policy: this.resultPolicySummary } : {}),
       requested_by: capOrNull("/requested_by", this.requestedBy),
       latency_ms: latency,
       ...(this.shadow

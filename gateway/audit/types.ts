@@ -63,6 +63,11 @@ export interface AuditEvent {
   /** A list request (tools/list, …): the names the agent was shown and those policy hid. */
   list?: { visible: string[] | TruncationMarker; hidden: string[] | TruncationMarker };
   tool_result?: ToolResultSummary;
+  /**
+   * Policy over results (mcp/authz/result): whether the result was let through and what was
+   * redacted in it, by JSON pointer and size; never the redacted value itself.
+   */
+  result_policy?: ResultPolicySummary;
   /** Address of the client that made the request. */
   requested_by?: string | null;
   latency_ms: { decision: number; upstream: number | null; total: number };
@@ -114,4 +119,13 @@ export interface AuditSink {
 /** What a sink had accepted but not delivered when it closed (never reported as delivered). */
 export interface SinkCloseReport {
   remaining: number;
+}
+
+/** What the result policy did to one tool result (docs/result-policy.md). */
+export interface ResultPolicySummary {
+  allow: boolean;
+  reasons: string[];
+  redacted: { pointer: string; kind?: string; bytes: number; scope: "match" | "value"; occurrences: number }[];
+  unresolved: { pointer: string; kind?: string }[];
+  error?: string;
 }

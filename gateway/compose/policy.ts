@@ -3,8 +3,10 @@ import { bundleRefusedEvent, type AuditContext, type AuditLog } from "../audit/i
 import type { GatewayConfig } from "../config/index.js";
 import {
   BundleReloader,
+  decideResultWith,
   ShadowingEngine,
   type DecisionOutcome,
+  type ResultDecisionOutcome,
   type LoadBundleOptions,
   type PolicyEngine,
   type PolicyInput,
@@ -40,6 +42,15 @@ export class PolicyRuntime implements PolicyEngine {
 
   decide(input: PolicyInput): DecisionOutcome {
     return (this.shadowing ?? this.live.engine).decide(input);
+  }
+
+  /** The live bundle's result policy (a shadow candidate's is not evaluated). */
+  get hasResultPolicy(): boolean {
+    return this.live.engine.hasResultPolicy;
+  }
+
+  decideResult(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome {
+    return decideResultWith(this.live.engine, input, result);
   }
 
   /** Reloads the live (and shadow) bundle now; what SIGHUP does. */

@@ -113,13 +113,11 @@ export interface PolicyEngine {
   readonly revision: string;
   /**
    * Whether the bundle exports mcp/authz/result (policy over results, docs/result-policy.md).
-   * NOTE: optional only until every wrapper forwards it (compose/policy.ts PolicyRuntime); then
-   * required, so a wrapper that forgets cannot silently switch result policy off.
-   * Call through `decideResultWith` (result-decision.ts), which fails closed for such engines.
+   * Required of every engine and wrapper, so none can silently switch result policy off.
    */
-  readonly hasResultPolicy?: boolean;
+  readonly hasResultPolicy: boolean;
   /** Evaluates mcp/authz/result on `input` plus `result` (the CallToolResult as the upstream sent it); never throws. */
-  decideResult?(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome;
+  decideResult(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome;
 }
 
 /**

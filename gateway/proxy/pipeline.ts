@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AuthError, authFailureResponse, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
 import { AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome } from "../audit/index.js";
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
-import { buildPolicyInput, type DecisionOutcome, type PolicyEngine, type PolicyInput } from "../policy/index.js";
+import { applyRedactions, buildPolicyInput, type DecisionOutcome, type PolicyEngine, type PolicyInput } from "../policy/index.js";
 import type { RateLimiter } from "../ratelimit/index.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
@@ -106,6 +106,8 @@ interface Exchange {
   readonly stageMs: ExchangeDone["stageMs"];
   /** The request's span when tracing is on. */
   readonly span: RequestSpan | null;
+  /** The input the request was decided on (the result policy sees it again, with the result). */
+  input: PolicyInput | null;
 }
 
 /** `_meta` key of the decision id on denials. */
@@ -287,7 +289,7 @@ export class McpEndpoint {
     const span = tracing?.enabled
       ? tracing.startRequest({ server, traceparent: req.headers.traceparent, tracestate: req.headers.tracestate, clientAddress: sourceIp, clientPort: req.socket.remotePort ?? null })
       : null;
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {}, span };
+    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {}, span, input: null };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -448,6 +450,7 @@ export class McpEndpoint {
     // 2026: arguments the tool mirrors into Mcp-Param-* headers must agree with them; nothing is forwarded otherwise.
     if (x.era.era === "modern" && shaped.kind === "tool_call" && tool) checkParamHeaders(paramHeadersOf(tool.inputSchema), shaped.arguments ?? {}, (n) => header(x.req, n));
     const input = this.input(x, shaped.method, shaped, tool);
+    x.input = input;
     const decided = this.deps.policy().decide(input);
     x.record.decision(input, decided);
     x.decided = decided;
@@ -649,7 +652,8 @@ export class McpEndpoint {
     const result = answer.result;
     if (!result) return answer;
     if (shaped.kind === "tool_call") {
-      x.record.toolResult(result);
+      answer = this.resultPolicy(x, answer, result);
+      x.record.toolResult(answer.result);
       const task = (result.task as { taskId?: unknown } | undefined)?.taskId;
       if (typeof task === "string") {
         const lifetimeMs = Math.min(session.expiresMs - this.deps.clock.now(), this.deps.config.sessions.maxLifetimeSeconds * 1000);
@@ -665,6 +669,27 @@ export class McpEndpoint {
     }
     if (shaped.kind === "list") return this.filterList(x, session, shaped, answer, result);
     return answer;
+  }
+
+  /**
+   * Policy over results (mcp/authz/result, when the bundle has it): the result is let through,
+   * redacted, or withheld before the agent sees it; the audit records pointers and sizes only.
+   * A failing result policy withholds the result (fail closed).
+   */
+  private resultPolicy(x: Exchange, answer: JsonRpcResponse, result: Record<string, unknown>): JsonRpcResponse {
+    const policy = this.deps.policy();
+    if (!policy.hasResultPolicy || !x.input) return answer;
+    const decided = policy.decideResult(x.input, result);
+    const d = decided.decision;
+    if (!d.allow) {
+      x.record.resultPolicy({ allow: false, reasons: d.reasons, redacted: [], unresolved: [], ...(decided.error && { error: `${decided.error.code}: ${decided.error.message}` }) });
+      const text = d.message ?? (decided.error ? "The tool's result was withheld: the result policy failed." : "The tool's result was withheld by policy.");
+      return { jsonrpc: "2.0", id: answer.id, result: { content: [{ type: "text", text }], isError: true, _meta: { [DECISION_META_KEY]: { decision_id: x.record.decisionId, result_withheld: true } } } };
+    }
+    if (d.redact.length === 0) return answer;
+    const applied = applyRedactions(result, d.redact);
+    x.record.resultPolicy({ allow: true, reasons: d.reasons, redacted: applied.redacted, unresolved: applied.unresolved });
+    return { jsonrpc: "2.0", id: answer.id, result: applied.result };
   }
 
   /** Each listed item decided with the list method; one event for the list (`list.visible/hidden`). */

@@ -5,7 +5,7 @@
  *   engine.decideWith(() => policyFailure("policy_undefined"));   // swap the function mid-test
  *   engine.inputsFor("tools/list");                                // what policy saw, per method
  */
-import type { Decision, DecisionErrorCode, DecisionOutcome, PolicyEngine, PolicyInput } from "../../gateway/policy/index.js";
+import type { Decision, DecisionErrorCode, DecisionOutcome, PolicyEngine, PolicyInput, ResultDecisionOutcome } from "../../gateway/policy/index.js";
 
 export type DecideFn = (input: PolicyInput) => DecisionOutcome;
 
@@ -22,6 +22,19 @@ export class FakePolicyEngine implements PolicyEngine {
   decide(input: PolicyInput): DecisionOutcome {
     this.inputs.push(input);
     return this.alwaysAllow.has(input.request.method) ? allow() : this.fn(input);
+  }
+
+  /** Result policy: off unless a test sets `resultFn`. */
+  resultFn: ((input: PolicyInput, result: Record<string, unknown>) => ResultDecisionOutcome) | null = null;
+  readonly resultInputs: { input: PolicyInput; result: Record<string, unknown> }[] = [];
+
+  get hasResultPolicy(): boolean {
+    return this.resultFn !== null;
+  }
+
+  decideResult(input: PolicyInput, result: Record<string, unknown>): ResultDecisionOutcome {
+    this.resultInputs.push({ input, result });
+    return this.resultFn ? this.resultFn(input, result) : { decision: { allow: true, reasons: [], redact: [] }, revision: FAKE_REVISION, elapsedMs: 0 };
   }
 
   decideWith(fn: DecideFn): void {

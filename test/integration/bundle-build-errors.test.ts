@@ -40,6 +40,6 @@ describe("portcullis bundle build with the real opa, outside the checkout", func
   it("builds a good policy and names the capabilities it used", async () => {
     const r = await build(await policies("good", 'package mcp.authz\n\ndecision := {"allow": false, "reasons": ["nothing granted"]}\n'));
     assert.equal(r.code, 0, showRun(r));
-    assert.match(r.stdout, /built .*out\.tar\.gz \(revision r1, unsigned, capabilities .*bundles\/capabilities\.json\)/);
+    assert.match(r.stdout, /built .*out\.tar\.gz \(revision r1, unsigned, capabilities .*bundles\/capabilities\.json; entrypoints mcp\/authz\/decision\)/);
   });
 });

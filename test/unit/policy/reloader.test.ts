@@ -26,7 +26,12 @@ function bundleBytes(keys: KeyPairPem, revision: string, opts: { tamper?: boolea
   return writeTarGz(signed);
 }
 
-const fakeEngine = async (b: LoadedBundle): Promise<PolicyEngine> => ({ revision: b.revision, decide: () => ({ ...allow(), revision: b.revision }) });
+const fakeEngine = async (b: LoadedBundle): Promise<PolicyEngine> => ({
+  revision: b.revision,
+  decide: () => ({ ...allow(), revision: b.revision }),
+  hasResultPolicy: false,
+  decideResult: () => assert.fail("no result policy"),
+});
 
 async function writeAtomically(path: string, bytes: Buffer): Promise<void> {
   await writeFile(`${path}.tmp`, bytes);

@@ -98,10 +98,12 @@ describe("decideResultWith (any PolicyEngine, fail closed)", () => {
   const input = { agent: {}, request: {}, tool: null } as unknown as PolicyInput;
   const decided: ResultDecisionOutcome = { decision: { allow: true, reasons: ["r"], redact: [{ pointer: "/a" }] }, revision: "r1", elapsedMs: 0.1 };
   const base = { revision: "r1", decide: (): DecisionOutcome => assert.fail("not called") };
+  // Partial engines: what a wrapper written without the result members (plain JS) would be.
+  const partial = (e: Record<string, unknown>) => e as unknown as PolicyEngine;
   const cases: Array<{ note: string; engine: PolicyEngine; allow: boolean; code?: string }> = [
-    { note: "an engine without a result policy lets the result through", engine: { ...base }, allow: true },
+    { note: "an engine without a result policy lets the result through", engine: partial({ ...base }), allow: true },
     { note: "hasResultPolicy false", engine: { ...base, hasResultPolicy: false, decideResult: () => assert.fail("not called") }, allow: true },
-    { note: "a result policy the engine cannot evaluate blocks", engine: { ...base, hasResultPolicy: true }, allow: false, code: "policy_eval_error" },
+    { note: "a result policy the engine cannot evaluate blocks", engine: partial({ ...base, hasResultPolicy: true }), allow: false, code: "policy_eval_error" },
     { note: "an engine that throws blocks", engine: { ...base, hasResultPolicy: true, decideResult: () => { throw new Error("boom"); } }, allow: false, code: "policy_eval_error" },
     { note: "an engine's answer is returned as is", engine: { ...base, hasResultPolicy: true, decideResult: () => decided }, allow: true },
   ];
@@ -120,6 +122,6 @@ describe("decideResultWith (any PolicyEngine, fail closed)", () => {
     const shadowing = new ShadowingEngine(() => live, () => candidate);
     assert.equal(shadowing.hasResultPolicy, true);
     assert.deepEqual(shadowing.decideResult(input, {}), decided);
-    assert.equal(new ShadowingEngine(() => ({ ...base }), () => undefined).hasResultPolicy, false);
+    assert.equal(new ShadowingEngine(() => partial({ ...base }), () => undefined).hasResultPolicy, false);
   });
 });

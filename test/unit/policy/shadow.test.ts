@@ -11,6 +11,10 @@ const engine = (revision: string, fn: () => DecisionOutcome): PolicyEngine => {
 };
 const throwing: PolicyEngine = {
   revision: "cand-broken",
+  hasResultPolicy: false,
+  decideResult: () => {
+    throw new Error("not asked");
+  },
   decide: () => {
     throw new Error("boom");
   },

@@ -79,6 +79,28 @@ describe("proxy pipeline: decision points, forwarding and audit", () => {
       assert.deepEqual(event.result, { allow: true, reasons: [] });
     });
 
+    it("result policy: sees the decided input and the result; withholds it when it says no or fails (fail closed)", async () => {
+      await start({ ...SCRIPT, methods: { "tools/call": { result: RESULT } } });
+      h.engine.resultFn = () => ({ decision: { allow: false, reasons: ["private key"], message: "withheld: a private key", redact: [] }, revision: FAKE_REVISION, elapsedMs: 0 });
+      const withheld = await callTool("read_file");
+      assert.deepEqual(withheld.json?.result?.content, [{ type: "text", text: "withheld: a private key" }]);
+      assert.equal(withheld.json?.result?.isError, true);
+      assert.deepEqual(h.engine.resultInputs[0]!.result, RESULT);
+      assert.equal(h.engine.resultInputs[0]!.input.request.tool, "read_file");
+      assert.deepEqual(h.audit.only().result_policy, { allow: false, reasons: ["private key"], redacted: [], unresolved: [] });
+      assert.doesNotMatch(JSON.stringify(h.audit.only().tool_result), /north,120/, "the audited result is the withheld one");
+      h.audit.clear();
+      h.engine.resultFn = () => ({ decision: { allow: false, reasons: [], redact: [] }, error: { code: "policy_eval_error", message: "boom" }, revision: FAKE_REVISION, elapsedMs: 0 });
+      const failed = await callTool("read_file");
+      assert.equal(failed.json?.result?.isError, true);
+      assert.match(String(h.audit.only().result_policy?.error), /policy_eval_error/);
+      h.audit.clear();
+      h.engine.resultFn = () => ({ decision: { allow: true, reasons: [], redact: [{ pointer: "/structuredContent/rows" }, { pointer: "/nope" }] }, revision: FAKE_REVISION, elapsedMs: 0 });
+      const redacted = await callTool("read_file");
+      assert.deepEqual(redacted.json?.result?.structuredContent, { rows: "[REDACTED]" });
+      assert.deepEqual(h.audit.only().result_policy?.unresolved, [{ pointer: "/nope" }]);
+    });
+
     it("gives policy the contract 3 input for the call, with the tool's listed definition", async () => {
       await start();
       await callTool("read_file");
