@@ -6,7 +6,7 @@ import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type Toke
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
 import { startPolicy, type PolicyRuntime } from "./policy.js";
-import { createHttpServer, HttpUpstreamPool, LocalSessionLedger, McpEndpoint, originPolicy, RedisSessionLedger, SessionSealer, StdioUpstreamConnection, type ConnectUpstream, type SessionLedger } from "../proxy/index.js";
+import { createHttpServer, HttpUpstreamPool, LocalSessionLedger, McpEndpoint, originPolicy, RedisSessionLedger, SessionSealer, StdioUpstreamConnection, type ConnectUpstream, type SessionLedger, type ToolPinning } from "../proxy/index.js";
 import { SharedRedis } from "../shared/redis.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
 import { guardUpstreams, InFlight } from "../proxy/index.js";
@@ -19,6 +19,8 @@ import { kafkaBacklog } from "./outbox.js";
 import { readiness, type ReadinessCheck } from "./readiness.js";
 import { GatewayMetrics } from "../metrics/index.js";
 import { startTracing } from "../telemetry/index.js";
+import { createIntegrityStores } from "../integrity/index.js";
+import { toolPinning } from "./integrity.js";
 import { ConsoleFeed, consoleRouter, roleAuthorizer } from "../console/index.js";
 
 export const GATEWAY_VERSION: string = (
@@ -217,6 +219,20 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     if (sessionsConfig.onRedisDown === "refuse") ready.push({ name: "session_store", run: () => (redis.up ? null : "the session store (Redis) is unreachable") });
   }
 
+  // Tool pinning (gateway/integrity/, contract 7): pins in a local file or the rate limits' Redis.
+  let pinning: ToolPinning | undefined;
+  if (config.integrity.pinning.enabled) {
+    let integrityRedis: SharedRedis | undefined;
+    if (config.integrity.store === "redis") {
+      const r = config.rateLimits.redis!;
+      const redis = await SharedRedis.start({ url: r.url, timeoutMs: r.timeoutMs, log, clock, user: "integrity", downMode: "refuse" });
+      integrityRedis = redis;
+      parts.add({ name: "integrity", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
+    }
+    const stores = createIntegrityStores(config.integrity, { clock, ...(integrityRedis && { redis: integrityRedis }) });
+    pinning = toolPinning(stores.pins, clock, log);
+  }
+
   // OpenTelemetry traces: a span per request and stage, continued from the agent, passed upstream.
   const tracing = startTracing(config.telemetry?.traces, { log, serviceVersion: GATEWAY_VERSION, serviceInstanceId: auditContext.instanceId });
   parts.add({ name: "tracing", stop: () => tracing.shutdown(), status: () => ({ enabled: tracing.enabled, ...(tracing.settings && { endpoint: tracing.settings.endpoint }) }) });
@@ -264,6 +280,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     ...(sealer && { sealer }),
     ledger,
     tracing,
+    ...(pinning && { pinning }),
     observe: (done) => {
       metrics.recordExchange(done);
       for (const [stage, ms] of Object.entries(done.stageMs)) metrics.recordStage(stage as "edge" | "identity" | "limits", ms);

@@ -18,7 +18,7 @@ import { classify, isObject, RpcCode, serialize, type JsonRpcId, type JsonRpcMes
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
-import { ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition } from "./session.js";
+import { ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition, type ToolPinning } from "./session.js";
 import { LocalSessionLedger, type SessionLedger } from "./session-ledger.js";
 import { SessionSealer } from "./session-seal.js";
 import { REPLICA_ID } from "./upstream-ids.js";
@@ -62,6 +62,8 @@ export interface McpEndpointDeps {
    * status sent, and how long the audit write took. Never on the way of the answer.
    */
   observe?: (done: ExchangeDone) => void;
+  /** Tool pinning (contract 7): drifted tools hidden and refused; absent: no pinning. */
+  pinning?: ToolPinning;
   /** OpenTelemetry (gateway/telemetry/): a span per request, one per stage; absent or off: none. */
   tracing?: Tracing;
 }
@@ -454,7 +456,17 @@ export class McpEndpoint {
     const decided = this.deps.policy().decide(input);
     x.record.decision(input, decided);
     x.decided = decided;
-    if (decided.decision.allow && (shaped.kind !== "tool_call" || tool !== null)) return;
+    if (decided.decision.allow && (shaped.kind !== "tool_call" || tool !== null)) {
+      // Allowed by policy: the tool must still be the one that was approved (a rug pull is refused).
+      if (tool && this.deps.pinning) {
+        const verdict = await this.deps.pinning.tool(x.server, tool);
+        if (verdict.state === "drifted") {
+          x.record.fail("tool_drifted", `${tool.name} (pinned ${verdict.pinnedDigest}, now ${verdict.digest}): ${verdict.changes}`);
+          throw new Refusal("tool_drifted");
+        }
+      }
+      return;
+    }
 
     this.scopeChallenge(x, decided);
     const message = decided.decision.message;
@@ -667,7 +679,7 @@ export class McpEndpoint {
       const tasks = result.tasks.filter((t: unknown) => isObject(t) && typeof t.taskId === "string" && mine.has(t.taskId));
       return { jsonrpc: "2.0", id: answer.id, result: { ...result, tasks } };
     }
-    if (shaped.kind === "list") return this.filterList(x, session, shaped, answer, result);
+    if (shaped.kind === "list") return await this.filterList(x, session, shaped, answer, result);
     return answer;
   }
 
@@ -693,11 +705,15 @@ export class McpEndpoint {
   }
 
   /** Each listed item decided with the list method; one event for the list (`list.visible/hidden`). */
-  private filterList(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse, result: Record<string, unknown>): JsonRpcResponse {
+  private async filterList(x: Exchange, session: GatewaySession, shaped: ShapedRequest, answer: JsonRpcResponse, result: Record<string, unknown>): Promise<JsonRpcResponse> {
     const list = LIST_METHODS[shaped.method]!;
     const items = result[list.field];
     if (!Array.isArray(items)) return answer;
     if (list.field === "tools") this.rememberTools(session, items, shaped.forwardParams?.cursor === undefined);
+    // Pinning: a drifted tool, or one whose name collides with another's, is not shown.
+    const tools = list.field === "tools" ? items.filter((i): i is ToolDefinition => isObject(i) && typeof i.name === "string") : [];
+    const pinned = this.deps.pinning && tools.length > 0 ? await this.deps.pinning.listing(x.server, tools) : null;
+    const integrity: string[] = [];
     const policy = this.deps.policy();
     const visible: unknown[] = [];
     const shown: string[] = [];
@@ -707,6 +723,15 @@ export class McpEndpoint {
       if (!isObject(item)) continue;
       const name = String(item[list.nameOf]);
       const fields = list.field === "tools" ? { tool: name } : list.field === "prompts" ? { prompt: name } : { resource: name };
+      if (pinned) {
+        const refused = pinned.refused.get(name);
+        const verdict = pinned.verdicts.get(name);
+        if (refused !== undefined || verdict?.state === "drifted") {
+          integrity.push(refused !== undefined ? `${name}: refused, ${refused}` : `${name}: drifted, ${(verdict as { changes: string }).changes}`);
+          hidden.push(name);
+          continue;
+        }
+      }
       const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null);
       const decided = policy.decide(input);
       elapsedMs += decided.elapsedMs;
@@ -717,6 +742,7 @@ export class McpEndpoint {
     }
     x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), policy.revision, elapsedMs);
     x.record.list(shown, hidden);
+    if (integrity.length > 0) x.record.fail(integrity.some((l) => l.includes(": drifted, ")) ? "tool_drifted" : "tool_name_collision", integrity.join(" | "));
     // Filtered for this principal: no shared cache may keep it (2026 cache hints; harmless to 2025 clients).
     return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: visible, ttlMs: typeof result.ttlMs === "number" ? result.ttlMs : 0, cacheScope: "private" } };
   }
@@ -853,7 +879,7 @@ export class McpEndpoint {
     const refusal = toRefusal(err, (e) => this.deps.log("error", "request failed", { server: x.server, method: x.shaped?.method, error: String(e) }));
     x.outcome = refusal.entry.outcome;
     // Denials are the policy's answer, not a failure; everything else names its code in the event.
-    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool") {
+    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool" && refusal.code !== "tool_drifted") {
       x.record.fail(refusal.code === "upstream_failed" ? String(refusal.data?.code ?? refusal.code) : refusal.code, refusal.message);
     }
     const m = x.message;

@@ -14,6 +14,20 @@ export interface ToolDefinition {
   annotations?: Record<string, unknown>;
 }
 
+/** What pinning says of one tool definition (contract 7). */
+export type ToolVerdict =
+  | { state: "pinned"; digest: string }
+  /** Differs from its pin: hidden from lists and refused on call until approved. `changes` says what changed. */
+  | { state: "drifted"; digest: string; pinnedDigest: string; changes: string };
+
+/** Tool pinning (gateway/integrity/ behind it); absent: no pinning. */
+export interface ToolPinning {
+  /** A tools/list page: a verdict per tool, and the names refused outright (collisions) with why. */
+  listing(server: string, tools: readonly ToolDefinition[]): Promise<{ verdicts: Map<string, ToolVerdict>; refused: Map<string, string> }>;
+  /** The tool a call names. */
+  tool(server: string, tool: ToolDefinition): Promise<ToolVerdict>;
+}
+
 /**
  * A gateway session as this replica holds it. The session itself travels in its id (sealed:
  * session-seal.ts), so any replica with the keys rebuilds this from the id alone; what replicas

@@ -142,18 +142,19 @@ async function gatewayConfig(work: string, upstreams: Record<string, Record<stri
   const port = await freePort();
   const audience = `http://127.0.0.1:${port}/mcp`;
   const idp = await startFakeIdp({ audience });
-  const config = parseConfig(
-    {
-      listen: { host: "127.0.0.1", port },
-      auth: { issuer: idp.issuer, audience, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
-      policy: { bundle, verificationKey: join(dir, "pub.pem") },
-      upstreams,
-      audit,
-      ...extra,
-    },
-    join(work, "gateway.yaml"),
-  );
-  return { config, idp, audience };
+  const raw = {
+    listen: { host: "127.0.0.1", port },
+    auth: { issuer: idp.issuer, audience, jwksUri: idp.jwksUri, algorithms: ["RS256"] },
+    policy: { bundle, verificationKey: join(dir, "pub.pem") },
+    upstreams,
+    audit,
+    ...extra,
+  };
+  // On disk too, so the CLI (tools, approvals, audit) can be pointed at the running gateway's config.
+  const file = join(work, "gateway.yaml");
+  writeFileSync(file, JSON.stringify(raw, null, 2));
+  const config = parseConfig(raw, file);
+  return { config, idp, audience, file };
 }
 
 function readAuditFile(file: string): AuditEvent[] {
@@ -164,13 +165,14 @@ function readAuditFile(file: string): AuditEvent[] {
 }
 
 /** A gateway with the default bundle and a fake IdP in front of the given upstreams (audit to a temp file). */
-export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<{ gateway: RunningGateway; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
+export async function startGatewayFor(upstreams: Record<string, Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<{ gateway: RunningGateway; configFile: string; url(server: string): string; token(sub: string, roles: string[]): string; auditEvents(): AuditEvent[]; close(): Promise<void> }> {
   const work = mkdtempSync(join(tmpdir(), "pc-gw-"));
   const auditFile = join(work, "audit.jsonl");
-  const { config, idp } = await gatewayConfig(work, upstreams, { file: auditFile }, extra);
+  const { config, idp, file } = await gatewayConfig(work, upstreams, { file: auditFile }, extra);
   const gateway = await startGateway(config, { log: process.env.PORTCULLIS_TEST_LOG ? undefined : () => undefined });
   return {
     gateway,
+    configFile: file,
     url: (server) => `${gateway.url}/mcp/${server}`,
     token: (sub, roles) => idp.mint({ sub, roles, scope: "mcp:tools mcp:resources mcp:prompts", client_id: `${sub}-agent` }),
     auditEvents: () => readAuditFile(auditFile),
