@@ -7,6 +7,7 @@
  */
 // The event and its outcome (DESIGN.md contract 4); policy/replay.ts reads truncation markers.
 export type { AuditEvent, AuditOutcome, AuditSink, TruncationMarker } from "./types.js";
+export { APPROVAL_METHOD, approvalStepEvent, type ApprovalStep } from "./approval-event.js";
 // One record per request, opened on arrival and closed by one `finish` (the pipeline).
 export { AuditRecord, type AuditContext } from "./record.js";
 export { sensitiveKeyMatcher, type KeyMatcher } from "./sensitive-keys.js";

@@ -95,6 +95,7 @@ export class AuditRecord {
   private decided = false;
   private listed: { visible: string[]; hidden: string[] } | undefined;
   private resultPolicySummary: ResultPolicySummary | undefined;
+  private approvalNote: { id: string; state: string } | undefined;
   private shadow: AuditEvent["shadow"];
 
   constructor(ctx: AuditContext, init: AuditRecordInit = {}) {
@@ -175,6 +176,12 @@ export class AuditRecord {
   resultPolicy(summary: ResultPolicySummary): void {
     if (this.done) return;
     this.resultPolicySummary = summary;
+  }
+
+  /** The approval a held call waits on, or the one it used. */
+  approval(note: { id: string; state: string }): void {
+    if (this.done) return;
+    this.approvalNote = { id: asText(note.id).slice(0, 128), state: asText(note.state).slice(0, 32) };
   }
 
   toolResult(result: unknown): void {
@@ -264,6 +271,7 @@ export class AuditRecord {
         : {}),
       ...(this.summary ? { tool_result: this.summary } : {}),
       ...(this.resultPolicySummary ? { result_policy: this.resultPolicySummary } : {}),
+      ...(this.approvalNote ? { approval: this.approvalNote } : {}),
       requested_by: capOrNull("/requested_by", this.requestedBy),
       latency_ms: latency,
       ...(this.shadow

@@ -68,6 +68,8 @@ export interface AuditEvent {
    * redacted in it, by JSON pointer and size; never the redacted value itself.
    */
   result_policy?: ResultPolicySummary;
+  /** A call held for a human approval (contract 7): the approval it waits on, or used. */
+  approval?: { id: string; state: string };
   /** Address of the client that made the request. */
   requested_by?: string | null;
   latency_ms: { decision: number; upstream: number | null; total: number };

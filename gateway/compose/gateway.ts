@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { AuditLog, JsonlFileSink, KafkaSink, kafkaReadiness, type AuditContext, type AuditSink } from "../audit/index.js";
+import { approvalStepEvent, AuditLog, JsonlFileSink, KafkaSink, kafkaReadiness, type AuditContext, type AuditSink } from "../audit/index.js";
 import { JwtVerifier, protectedResourceMetadata, resourceMetadataPath, type TokenVerifier } from "../auth/index.js";
 import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import type { PolicyEngine } from "../policy/index.js";
@@ -20,7 +20,7 @@ import { readiness, type ReadinessCheck } from "./readiness.js";
 import { GatewayMetrics } from "../metrics/index.js";
 import { startTracing } from "../telemetry/index.js";
 import { createIntegrityStores } from "../integrity/index.js";
-import { toolPinning } from "./integrity.js";
+import { auditApprovalSteps, callApprovals, consoleIntegrity, toolPinning } from "./integrity.js";
 import { ConsoleFeed, consoleRouter, roleAuthorizer } from "../console/index.js";
 
 export const GATEWAY_VERSION: string = (
@@ -219,19 +219,20 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     if (sessionsConfig.onRedisDown === "refuse") ready.push({ name: "session_store", run: () => (redis.up ? null : "the session store (Redis) is unreachable") });
   }
 
-  // Tool pinning (gateway/integrity/, contract 7): pins in a local file or the rate limits' Redis.
-  let pinning: ToolPinning | undefined;
-  if (config.integrity.pinning.enabled) {
-    let integrityRedis: SharedRedis | undefined;
-    if (config.integrity.store === "redis") {
-      const r = config.rateLimits.redis!;
-      const redis = await SharedRedis.start({ url: r.url, timeoutMs: r.timeoutMs, log, clock, user: "integrity", downMode: "refuse" });
-      integrityRedis = redis;
-      parts.add({ name: "integrity", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
-    }
-    const stores = createIntegrityStores(config.integrity, { clock, ...(integrityRedis && { redis: integrityRedis }) });
-    pinning = toolPinning(stores.pins, clock, log);
+  // Tool integrity (gateway/integrity/, contract 7): pins and approvals in a local file or the rate
+  // limits' Redis, shared by every replica.
+  let integrityRedis: SharedRedis | undefined;
+  if (config.integrity.store === "redis") {
+    const r = config.rateLimits.redis!;
+    const redis = await SharedRedis.start({ url: r.url, timeoutMs: r.timeoutMs, log, clock, user: "integrity", downMode: "refuse" });
+    integrityRedis = redis;
+    parts.add({ name: "integrity", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
   }
+  const integrity = createIntegrityStores(config.integrity, { clock, ...(integrityRedis && { redis: integrityRedis }) });
+  const pinning: ToolPinning | undefined = config.integrity.pinning.enabled ? toolPinning(integrity.pins, clock, log) : undefined;
+  const approvals = callApprovals(integrity.approvals);
+  const approvalSteps = auditApprovalSteps(integrity.approvals, (step) => audit.record(approvalStepEvent(auditContext, step, policy.revision)), log);
+  parts.add({ name: "approvals", stop: () => approvalSteps.stop(), status: () => ({ store: integrity.location }) });
 
   // OpenTelemetry traces: a span per request and stage, continued from the agent, passed upstream.
   const tracing = startTracing(config.telemetry?.traces, { log, serviceVersion: GATEWAY_VERSION, serviceInstanceId: auditContext.instanceId });
@@ -281,6 +282,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     ledger,
     tracing,
     ...(pinning && { pinning }),
+    approvals,
     observe: (done) => {
       metrics.recordExchange(done);
       for (const [stage, ms] of Object.entries(done.stageMs)) metrics.recordStage(stage as "edge" | "identity" | "limits", ms);
@@ -328,6 +330,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
           bundle: () => ({ revision: policy.revision }),
           now: () => clock.now(),
           log,
+          integrity: consoleIntegrity(integrity.pins, integrity.approvals),
         }),
       ],
     }),

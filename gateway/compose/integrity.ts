@@ -1,7 +1,9 @@
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
-import { catalogProblems, pinOf, toolDefinitionOf, type FieldChange, type PinStore } from "../integrity/index.js";
-import type { ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
+import type { ApprovalStep } from "../audit/index.js";
+import type { ConsoleIntegrity } from "../console/index.js";
+import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore } from "../integrity/index.js";
+import type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
 
 /** One line per change, for the audit event: what drifted, not just two hashes. */
 export function describeChanges(changes: readonly FieldChange[]): string {
@@ -42,5 +44,69 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
       return { verdicts, refused };
     },
     tool: (server, tool) => verdict(server, tool, null),
+  };
+}
+
+/** Approvals over the approval store, for the pipeline (a call held for a human, contract 7). */
+export function callApprovals(store: ApprovalStore): CallApprovals {
+  const binding = (c: CallBinding) => approvalBinding({ iss: c.iss, sub: c.sub }, c.server, c.tool, c.arguments);
+  return {
+    consume: async (call) => {
+      const used = await store.consume(binding(call));
+      return used ? { id: used.id } : null;
+    },
+    request: async (call, reason, ttlSeconds) => {
+      const r = await store.request(binding(call), reason, ttlSeconds);
+      return { id: r.id, expiresAt: r.expiresAt, state: r.state };
+    },
+  };
+}
+
+/**
+ * Audits the steps of approvals that happen outside requests (an approver's decision, expiry), on
+ * an unref'd timer: each step is claimed from the store by exactly one replica. The requesting
+ * call's own events already carry approval_required and the use.
+ */
+export function auditApprovalSteps(store: ApprovalStore, write: (step: ApprovalStep) => Promise<void>, log: Logger, intervalMs = 2000): { stop(): Promise<void> } {
+  let running: Promise<void> | null = null;
+  const tick = async () => {
+    await store.expireDue();
+    for (const t of await store.claimTransitions(100)) {
+      if (t.event !== "approved" && t.event !== "denied" && t.event !== "expired") continue;
+      const r = t.request;
+      await write({ event: t.event, approvalId: t.approvalId, agent: { sub: r.agent.sub }, server: r.server, tool: r.tool, reason: r.reason, ...(t.actor && { actor: t.actor }), ...(t.note && { note: t.note }) });
+    }
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = tick()
+      .catch((err: unknown) => log("error", "approvals: auditing approval steps failed", { error: String(err) }))
+      .finally(() => (running = null));
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await tick().catch(() => undefined);
+    },
+  };
+}
+
+/** The console's drift and approval panels over the stores; an approver is the operator's `sub`. */
+export function consoleIntegrity(pins: PinStore, approvals: ApprovalStore): ConsoleIntegrity {
+  return {
+    drifted: async () => (await pins.drifts()).map((d) => ({ server: d.server, tool: d.tool, pinned_digest: d.pinnedDigest, current_digest: d.digest, detected_at: d.seenAt })),
+    approvals: async () =>
+      (await approvals.list({ state: ["pending"] })).map((r) => ({ id: r.id, agent: r.agent.sub, server: r.server, tool: r.tool, reason: r.reason, requested_at: r.createdAt, expires_at: r.expiresAt })),
+    approve: async (id, approver) => {
+      try {
+        await approvals.approve(id, approver);
+        return true;
+      } catch (err) {
+        if (isIntegrityError(err)) return false;
+        throw err;
+      }
+    },
   };
 }

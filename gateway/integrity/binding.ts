@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import { canonicalJsonOfValue } from "../policy/index.js";
+import { canonicalJsonOfValue, MAX_APPROVAL_TTL_SECONDS } from "../policy/index.js";
 import { IntegrityError } from "./errors.js";
 import { foldName } from "./names.js";
 import type { ApprovalBinding, ApprovalRequest } from "./types.js";
 
-/** Longest approval a decision may ask for; the gateway refuses or clamps longer `ttl_seconds`. */
-export const MAX_APPROVAL_TTL_SECONDS = 7 * 86_400;
+export { MAX_APPROVAL_TTL_SECONDS };
 
 /** Decided, used and expired requests stay listable this long, then leave the store. */
 export const DECIDED_RETENTION_MS = 7 * 86_400_000;

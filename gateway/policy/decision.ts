@@ -3,7 +3,9 @@ import type { Decision, DecisionOutcome, RateLimitSpec } from "./types.js";
 /** What toDecision returns: the decision, plus the error when the gateway denied on its own. */
 export type ConvertedDecision = Pick<DecisionOutcome, "decision" | "error">;
 
-const DECISION_KEYS = new Set(["allow", "reasons", "message", "rate_limit", "mask", "required_scopes"]);
+const DECISION_KEYS = new Set(["allow", "reasons", "message", "rate_limit", "mask", "required_scopes", "require_approval"]);
+/** Longest approval a decision may ask for (a week); a longer `ttl_seconds` is a malformed decision. */
+export const MAX_APPROVAL_TTL_SECONDS = 7 * 86_400;
 const RATE_LIMIT_KEYS = new Set(["key", "limit", "window_seconds"]);
 
 /**
@@ -57,6 +59,17 @@ export function toDecision(raw: unknown): ConvertedDecision {
       return failure("policy_malformed", "decision.required_scopes must be an array of OAuth scope tokens");
     }
     decision.required_scopes = obj.required_scopes;
+  }
+  if (obj.require_approval !== undefined) {
+    const ra = obj.require_approval as Record<string, unknown> | null;
+    if (ra === null || typeof ra !== "object" || Array.isArray(ra) || Object.keys(ra).some((k) => k !== "reason" && k !== "ttl_seconds")) {
+      return failure("policy_malformed", "decision.require_approval must be an object {reason, ttl_seconds}");
+    }
+    if (typeof ra.reason !== "string" || ra.reason.length === 0) return failure("policy_malformed", "decision.require_approval.reason must be a non-empty string");
+    if (typeof ra.ttl_seconds !== "number" || !Number.isSafeInteger(ra.ttl_seconds) || ra.ttl_seconds < 1 || ra.ttl_seconds > MAX_APPROVAL_TTL_SECONDS) {
+      return failure("policy_malformed", `decision.require_approval.ttl_seconds must be an integer from 1 to ${MAX_APPROVAL_TTL_SECONDS}`);
+    }
+    decision.require_approval = { reason: ra.reason, ttl_seconds: ra.ttl_seconds };
   }
   return { decision };
 }

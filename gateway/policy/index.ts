@@ -35,7 +35,7 @@ export {
 } from "./signature.js";
 export { readTarGz, type TarLimits } from "./tar.js";
 export { canonicalJson, canonicalJsonOfValue } from "./canonical-json.js";
-export { toDecision, type ConvertedDecision } from "./decision.js";
+export { MAX_APPROVAL_TTL_SECONDS, toDecision, type ConvertedDecision } from "./decision.js";
 // Policy over results (issue 11, part 4): mcp/authz/result, its converter and the redaction of a result.
 export { decideResultWith, noResultPolicy, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
 export { applyRedactions, RESULT_REDACTED, type AppliedRedaction, type RedactionOutcome, type UnresolvedRedaction } from "./redact.js";

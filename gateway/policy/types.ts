@@ -74,6 +74,11 @@ export interface Decision {
    * step up (MCP authorization, scope challenges). Name them only when re-consent can fix the deny.
    */
   required_scopes?: string[];
+  /**
+   * Hold an allowed tools/call for a human (contract 7): the gateway forwards the identical call
+   * (same agent, server, tool, arguments) once an approver approves it, within `ttl_seconds`.
+   */
+  require_approval?: { reason: string; ttl_seconds: number };
 }
 
 /** Why a decision is a deny that the policy did not ask for (fail closed). */

@@ -57,6 +57,8 @@ export const ERRORS = {
   method_denied: inBand(RpcCode.MethodNotFound, "denied", "Method not found"),
   unknown_tool: inBand(RpcCode.InvalidParams, "denied", "Unknown tool"),
   unknown_task: inBand(RpcCode.InvalidParams, "denied", "Unknown task"),
+  // Approvals (contract 7): the decision holds this call for a human; the identical call goes through once approved.
+  approval_required: inBand(RpcCode.InvalidParams, "denied", "This call needs a human approval"),
   // Tool integrity (contract 7): the tool's definition differs from the one pinned for it.
   tool_drifted: inBand(RpcCode.InvalidParams, "denied", "This tool's definition changed since it was approved; an operator must approve it before it can be called"),
   insufficient_scope: { status: 403, rpc: RpcCode.InvalidRequest, outcome: "denied", message: "Forbidden: insufficient scope", inBand: false },

@@ -7,7 +7,7 @@ export { ERRORS, Refusal, type ErrorCode, type CatalogueEntry } from "./errors.j
 export type { ConnectUpstream, UpstreamConnection, UpstreamEra, UpstreamState } from "./upstream.js";
 export { SessionSealer, type SealKey, type SealedSession } from "./session-seal.js";
 export { LocalSessionLedger, RedisSessionLedger, type SessionLedger } from "./session-ledger.js";
-export type { ToolDefinition, ToolPinning, ToolVerdict } from "./session.js";
+export type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "./session.js";
 export { RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
 export { InFlight } from "./drain.js";
 export { originPolicy, type OriginPolicy } from "./origin-policy.js";

@@ -18,7 +18,7 @@ import { classify, isObject, RpcCode, serialize, type JsonRpcId, type JsonRpcMes
 import { checkRateLimits, shed } from "./limits.js";
 import { forwardedNotification, forwardedRequest, LIST_METHODS, shapeNotification, shapeRequest, type ShapedRequest } from "./methods.js";
 import { Responder } from "./responder.js";
-import { ownerOf, SessionStore, type GatewaySession, type SessionSlot, type ToolDefinition, type ToolPinning } from "./session.js";
+import { ownerOf, SessionStore, type GatewaySession, type SessionSlot, type CallApprovals, type ToolDefinition, type ToolPinning } from "./session.js";
 import { LocalSessionLedger, type SessionLedger } from "./session-ledger.js";
 import { SessionSealer } from "./session-seal.js";
 import { REPLICA_ID } from "./upstream-ids.js";
@@ -64,6 +64,8 @@ export interface McpEndpointDeps {
   observe?: (done: ExchangeDone) => void;
   /** Tool pinning (contract 7): drifted tools hidden and refused; absent: no pinning. */
   pinning?: ToolPinning;
+  /** Human approvals of held calls (contract 7); absent: a decision requiring one is refused. */
+  approvals?: CallApprovals;
   /** OpenTelemetry (gateway/telemetry/): a span per request, one per stage; absent or off: none. */
   tracing?: Tracing;
 }
@@ -465,6 +467,8 @@ export class McpEndpoint {
           throw new Refusal("tool_drifted");
         }
       }
+      const held = decided.decision.require_approval;
+      if (held) await this.approvalGate(x, shaped, held);
       return;
     }
 
@@ -482,6 +486,33 @@ export class McpEndpoint {
     }
     if (shaped.kind === "item" || shaped.kind === "task") throw new Refusal("denied", undefined, denialData, message ?? "denied by policy");
     throw new Refusal("method_denied", undefined, denialData, message ?? `Method not found: ${shaped.method.slice(0, 128)}`);
+  }
+
+  /**
+   * A decision that holds the call for a human: the identical call (same agent, server, tool and
+   * arguments) goes through once, after an approver approved it; until then the agent gets an
+   * isError result naming the approval. Only tools/call can be held; anything else is refused.
+   */
+  private async approvalGate(x: Exchange, shaped: ShapedRequest, held: { reason: string; ttl_seconds: number }): Promise<void> {
+    if (shaped.kind !== "tool_call" || !this.deps.approvals) {
+      x.record.fail("approval_unavailable", shaped.kind !== "tool_call" ? `${shaped.method} cannot be held for approval` : "the decision requires an approval and no approval store is configured");
+      throw new Refusal("denied", undefined, undefined, "This request needs an approval the gateway cannot hold.");
+    }
+    const identity = x.identity!;
+    const call = { iss: identity.iss, sub: identity.sub, server: x.server, tool: shaped.tool!, arguments: shaped.arguments ?? {} };
+    const used = await this.deps.approvals.consume(call);
+    if (used) {
+      x.record.approval({ id: used.id, state: "used" });
+      return;
+    }
+    const pending = await this.deps.approvals.request(call, held.reason, held.ttl_seconds);
+    x.record.approval({ id: pending.id, state: pending.state });
+    x.record.fail("approval_required", `${held.reason} (approval ${pending.id}, until ${pending.expiresAt})`);
+    throw new Refusal(
+      "approval_required",
+      `${held.reason}. Approval ${pending.id} is ${pending.state}: once an approver runs \`portcullis approvals approve ${pending.id}\`, retry this identical call (same tool and arguments) before ${pending.expiresAt}; it goes through once.`,
+      { approval_id: pending.id, expires_at: pending.expiresAt, state: pending.state },
+    );
   }
 
   private async limit(x: Exchange): Promise<void> {
@@ -879,7 +910,7 @@ export class McpEndpoint {
     const refusal = toRefusal(err, (e) => this.deps.log("error", "request failed", { server: x.server, method: x.shaped?.method, error: String(e) }));
     x.outcome = refusal.entry.outcome;
     // Denials are the policy's answer, not a failure; everything else names its code in the event.
-    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool" && refusal.code !== "tool_drifted") {
+    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool" && refusal.code !== "tool_drifted" && refusal.code !== "approval_required") {
       x.record.fail(refusal.code === "upstream_failed" ? String(refusal.data?.code ?? refusal.code) : refusal.code, refusal.message);
     }
     const m = x.message;

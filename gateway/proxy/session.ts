@@ -28,6 +28,23 @@ export interface ToolPinning {
   tool(server: string, tool: ToolDefinition): Promise<ToolVerdict>;
 }
 
+/** The call a human approval is bound to (contract 7): the same agent's identical call. */
+export interface CallBinding {
+  iss: string;
+  sub: string;
+  server: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+}
+
+/** Approvals (gateway/integrity/ behind it); absent: a decision that requires one is refused. */
+export interface CallApprovals {
+  /** The approved request for exactly this call, now used (once); null when there is none. */
+  consume(call: CallBinding): Promise<{ id: string } | null>;
+  /** The live request for this call: the pending (or approved) one, or a new pending one. */
+  request(call: CallBinding, reason: string, ttlSeconds: number): Promise<{ id: string; expiresAt: string; state: string }>;
+}
+
 /**
  * A gateway session as this replica holds it. The session itself travels in its id (sealed:
  * session-seal.ts), so any replica with the keys rebuilds this from the id alone; what replicas

@@ -25,6 +25,7 @@ decision := object.union_n([
 	rate_limit_field,
 	mask_field,
 	required_scopes_field,
+	require_approval_field,
 ])
 
 # METADATA
@@ -206,6 +207,24 @@ default required_scopes_field := {}
 required_scopes_field := {"required_scopes": [method.scope]} if {
 	not method.scope in input.agent.scopes
 	count(granting_roles) > 0
+}
+
+# ------------------------------------------------------------------ approvals
+
+# An allowed call of a tool named in data.portcullis.approvals.tools[server][tool] (or ["*"][tool])
+# is held for a human: the gateway forwards the identical call once an approver approves it.
+default require_approval_field := {}
+
+require_approval_field := {"require_approval": {"reason": rule.reason, "ttl_seconds": rule.ttl_seconds}} if {
+	allow
+	input.request.method == "tools/call"
+	rule := approval_rule
+}
+
+approval_rule := rule if {
+	rule := cfg.approvals.tools[input.request.server][input.request.tool]
+} else := rule if {
+	rule := cfg.approvals.tools["*"][input.request.tool]
 }
 
 # ------------------------------------------------------------------ rate limits

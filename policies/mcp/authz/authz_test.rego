@@ -267,6 +267,33 @@ test_denied_call_has_no_rate_limit if {
 	not d.rate_limit
 }
 
+# ------------------------------------------------------------------ approvals
+
+approvals_data := {"tools": {
+	"demo": {"delete_record": {"reason": "deletes customer data", "ttl_seconds": 600}},
+	"*": {"echo": {"reason": "echo anywhere", "ttl_seconds": 60}},
+}}
+
+test_an_allowed_call_of_a_listed_tool_requires_approval if {
+	d := authz.decision with input as call(admin, "demo", "delete_record", {"id": "r1"})
+		with data.portcullis.approvals as approvals_data
+	d.allow
+	d.require_approval == {"reason": "deletes customer data", "ttl_seconds": 600}
+	e := authz.decision with input as call(analyst, "everything", "echo", {"message": "x"})
+		with data.portcullis.approvals as approvals_data
+	e.require_approval == {"reason": "echo anywhere", "ttl_seconds": 60}
+}
+
+test_no_approval_for_unlisted_or_denied_calls if {
+	unlisted := authz.decision with input as call(analyst, "demo", "add", {"a": 1, "b": 2})
+		with data.portcullis.approvals as approvals_data
+	not unlisted.require_approval
+	denied := authz.decision with input as call(analyst, "demo", "delete_record", {"id": "r1"})
+		with data.portcullis.approvals as approvals_data
+	not denied.allow
+	not denied.require_approval
+}
+
 # ------------------------------------------------------------------ masking
 
 test_secret_looking_arguments_are_masked if {

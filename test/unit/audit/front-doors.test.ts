@@ -19,7 +19,7 @@ const DOORS = [
   {
     door: "index.ts",
     names: [
-      "AuditBacklog", "AuditBackpressureError", "AuditChain", "AuditContext", "AuditEvent", "AuditLog", "AuditLogger",
+      "APPROVAL_METHOD", "approvalStepEvent", "ApprovalStep", "AuditBacklog", "AuditBackpressureError", "AuditChain", "AuditContext", "AuditEvent", "AuditLog", "AuditLogger",
       "AuditLogOptions", "AuditOutcome", "AuditRecord", "AuditSink", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
       "ed25519PrivateKey", "JsonlFileSink", "JsonlFileSinkOptions", "KafkaClientLike", "KafkaHealth", "kafkaReadiness", "kafkaSecurityOptions",
       "KafkaSecurityOptions", "KafkaSink", "KafkaSinkOptions", "KafkaSinkStats", "KeyMatcher", "MemoryBacklog", "Outbox",
@@ -125,7 +125,7 @@ describe("audit front doors (gateway/audit/index.ts, readers.ts)", () => {
     const index = await import("../../../gateway/audit/index.js");
     const readers = await import("../../../gateway/audit/readers.js");
     assert.deepEqual(Object.keys(index).sort(byName), [
-      "AuditBackpressureError", "AuditChain", "AuditLog", "AuditRecord", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
+      "APPROVAL_METHOD", "approvalStepEvent", "AuditBackpressureError", "AuditChain", "AuditLog", "AuditRecord", "BUNDLE_REFUSED_METHOD", "bundleRefusedEvent",
       "ed25519PrivateKey", "JsonlFileSink", "kafkaReadiness", "kafkaSecurityOptions", "KafkaSink", "MemoryBacklog", "Outbox", "sensitiveKeyMatcher", "toOcsf",
     ]);
     assert.deepEqual(Object.keys(readers).sort(byName), ["ed25519PublicKey", "followJsonlFile", "followTopic", "readJsonlFile", "readTopicToEnd", "verifyRecords"]);

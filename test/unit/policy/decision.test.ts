@@ -58,6 +58,11 @@ describe("toDecision", () => {
     { note: "mask outside input/result", raw: { allow: true, mask: ["/agent/sub"] }, pattern: /mask entry "\/agent\/sub" must be a JSON pointer/ },
     { note: "mask without leading slash", raw: { allow: true, mask: ["input/request"] }, pattern: /JSON pointer/ },
     { note: "mask of the whole input", raw: { allow: true, mask: ["/input"] }, pattern: /JSON pointer/ },
+    { note: "require_approval not an object", raw: { allow: true, require_approval: "yes" }, pattern: /require_approval must be an object/ },
+    { note: "require_approval with an unknown key", raw: { allow: true, require_approval: { reason: "r", ttl_seconds: 60, approver: "bob" } }, pattern: /require_approval must be an object/ },
+    { note: "require_approval without a reason", raw: { allow: true, require_approval: { reason: "", ttl_seconds: 60 } }, pattern: /reason/ },
+    { note: "require_approval ttl over a week", raw: { allow: true, require_approval: { reason: "r", ttl_seconds: 8 * 86_400 } }, pattern: /ttl_seconds/ },
+    { note: "require_approval ttl not an integer", raw: { allow: true, require_approval: { reason: "r", ttl_seconds: 1.5 } }, pattern: /ttl_seconds/ },
   ];
   for (const c of malformed) {
     it(`denies a malformed decision as policy_malformed: ${c.note}`, () => {
@@ -68,6 +73,12 @@ describe("toDecision", () => {
       assert.match(out.error?.message ?? "", c.pattern);
     });
   }
+
+  it("keeps a well-formed require_approval", () => {
+    const out = toDecision({ allow: true, require_approval: { reason: "deletes data", ttl_seconds: 600 } });
+    assert.deepEqual(out.decision, { allow: true, reasons: [], require_approval: { reason: "deletes data", ttl_seconds: 600 } });
+    assert.equal(out.error, undefined);
+  });
 
   it("denies a malformed deny too, dropping its message", () => {
     const out = toDecision({ allow: false, message: "ok", mask: [3] });
