@@ -1,6 +1,6 @@
 import { canonicalJsonOfValue, toolDigest, type McpToolDefinition } from "../policy/index.js";
 import { IntegrityError } from "./errors.js";
-import type { DefinitionField, FieldChange, PinnedBy, ToolDefinition, ToolPin } from "./types.js";
+import type { DefinitionField, DriftRecord, FieldChange, PinnedBy, ToolDefinition, ToolPin } from "./types.js";
 
 /** The fields a digest covers, in the order changes are reported. */
 const FIELDS: readonly DefinitionField[] = ["title", "description", "inputSchema", "outputSchema", "annotations"];
@@ -104,4 +104,9 @@ const escapePointer = (key: string): string => key.replace(/~/g, "~0").replace(/
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** The drift record of `definition` (digest `digest`) against the tool's pin, seen now. */
+export function driftOf(pin: ToolPin, digest: string, definition: ToolDefinition, nowMs: number): DriftRecord {
+  return { server: pin.server, tool: pin.tool, digest, definition, pinnedDigest: pin.digest, changes: diffDefinitions(pin.definition, definition), seenAt: new Date(nowMs).toISOString() };
 }

@@ -1,7 +1,7 @@
 import { toolDigest } from "../policy/index.js";
 import type { Clock } from "../shared/clock.js";
 import { checkActor } from "./binding.js";
-import { checkPin, diffDefinitions } from "./definition.js";
+import { checkPin, driftOf } from "./definition.js";
 import { IntegrityError } from "./errors.js";
 import { deleteIn, listIn, setIn, type IntegrityFile } from "./file-doc.js";
 import type { DriftRecord, PinStore, ToolDefinition, ToolPin } from "./types.js";
@@ -64,15 +64,7 @@ export class LocalPinStore implements PinStore {
       if (!pin || pin.digest === digest) return null;
       const current = doc.drifts.get(server)?.get(tool);
       if (current?.digest === digest) return current;
-      const drift: DriftRecord = {
-        server,
-        tool,
-        digest,
-        definition,
-        pinnedDigest: pin.digest,
-        changes: diffDefinitions(pin.definition, definition),
-        seenAt: new Date(this.clock.now()).toISOString(),
-      };
+      const drift = driftOf(pin, digest, definition, this.clock.now());
       setIn(doc.drifts, server, tool, JSON.parse(JSON.stringify(drift)) as DriftRecord);
       return doc.drifts.get(server)!.get(tool)!;
     });

@@ -1,7 +1,7 @@
 import type { Clock } from "../shared/clock.js";
 import { RedisUnavailable, type SharedRedis } from "../shared/redis.js";
 import { checkActor } from "./binding.js";
-import { checkPin, diffDefinitions } from "./definition.js";
+import { checkPin, driftOf } from "./definition.js";
 import { IntegrityError } from "./errors.js";
 import { definitionDigest, driftChangedError, noDriftError } from "./local-pins.js";
 import { parseJson, readDrift, readPin } from "./records.js";
@@ -108,15 +108,7 @@ export class RedisPinStore implements PinStore {
       if (!pin || pin.digest === digest) return null;
       const known = await this.getDrift(server, tool);
       if (known?.digest === digest) return known;
-      const drift: DriftRecord = {
-        server,
-        tool,
-        digest,
-        definition,
-        pinnedDigest: pin.digest,
-        changes: diffDefinitions(pin.definition, definition),
-        seenAt: new Date(this.clock.now()).toISOString(),
-      };
+      const drift = driftOf(pin, digest, definition, this.clock.now());
       const reply = await ask(this.redis, ["EVAL", NOTE_DRIFT, "3", this.pinsKey(server), this.driftsKey(server), this.serversKey(), tool, digest, pin.digest, JSON.stringify(drift), server]);
       const [kind, text] = Array.isArray(reply) ? reply : [];
       if (kind === 0) return null;

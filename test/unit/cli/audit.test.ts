@@ -1,21 +1,15 @@
+import { runPortcullisHere } from "../../support/cli.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { AuditChain } from "../../../gateway/audit/index.js";
-import { runCli } from "../../../gateway/cli/commands.js";
 import { sampleEvent, sequentialIds } from "../audit/helpers.js";
 
+/** The CLI in this process (test/support/cli.ts), its output by the names these tests use. */
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = "";
-  let e = "";
-  out.on("data", (c: Buffer) => (o += c.toString()));
-  err.on("data", (c: Buffer) => (e += c.toString()));
-  const code = await runCli(args, { out, err });
-  return { code, out: o, err: e };
+  const r = await runPortcullisHere(args);
+  return { code: r.code ?? -1, out: r.stdout, err: r.stderr };
 }
 
 describe("portcullis audit (usage and file mode)", () => {
