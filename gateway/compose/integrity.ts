@@ -5,6 +5,9 @@ import type { ConsoleIntegrity } from "../console/index.js";
 import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore } from "../integrity/index.js";
 import type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
 
+/** How long a call reuses the verdict on the same definition object. */
+const VERDICT_REUSE_MS = 1000;
+
 /** One line per change, for the audit event: what drifted, not just two hashes. */
 export function describeChanges(changes: readonly FieldChange[]): string {
   return changes.map((c) => `${c.field}${c.path ? ` ${c.path}` : ""} ${c.change}${c.before !== undefined || c.after !== undefined ? `: ${c.before ?? "∅"} → ${c.after ?? "∅"}` : ""}`).join("; ");
@@ -28,6 +31,7 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
     const drift = await pins.noteDrift(server, tool.name, toolDefinitionOf(tool));
     return { state: "drifted", digest: seen.digest, pinnedDigest: inForce.digest, changes: describeChanges(drift?.changes ?? []) };
   };
+  const recent = new WeakMap<ToolDefinition, { server: string; at: number; verdict: ToolVerdict }>();
   return {
     async listing(server, tools) {
       const refused = new Map<string, string>();
@@ -43,7 +47,17 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
       }
       return { verdicts, refused };
     },
-    tool: (server, tool) => verdict(server, tool, null),
+    tool: async (server, tool) => {
+      // Every call names a tool: a verdict on this very definition object (the session's catalog
+      // entry, replaced when the upstream lists something new) is reused for a second, about as
+      // long as a local store takes to show an operator's change.
+      const cached = recent.get(tool);
+      const now = clock.now();
+      if (cached && cached.server === server && now - cached.at < VERDICT_REUSE_MS) return cached.verdict;
+      const v = await verdict(server, tool, null);
+      recent.set(tool, { server, at: now, verdict: v });
+      return v;
+    },
   };
 }
 
