@@ -96,6 +96,7 @@ export class AuditRecord {
   private listed: { visible: string[]; hidden: string[] } | undefined;
   private resultPolicySummary: ResultPolicySummary | undefined;
   private approvalNote: { id: string; state: string } | undefined;
+  private federationNote: { endpoint: string; name?: string; members?: Record<string, string> } | undefined;
   private shadow: AuditEvent["shadow"];
 
   constructor(ctx: AuditContext, init: AuditRecordInit = {}) {
@@ -176,6 +177,15 @@ export class AuditRecord {
   resultPolicy(summary: ResultPolicySummary): void {
     if (this.done) return;
     this.resultPolicySummary = summary;
+  }
+
+  /** A federated endpoint's part: its path, the name used, or each member's status (merged with what was noted before). */
+  federation(note: { endpoint: string; name?: string; members?: Record<string, string> }): void {
+    if (this.done) return;
+    const members = note.members ?? this.federationNote?.members;
+    const capped = members ? Object.fromEntries(Object.entries(members).slice(0, 64).map(([k, v]) => [asText(k).slice(0, 64), asText(v).slice(0, 128)])) : undefined;
+    const name = note.name ?? this.federationNote?.name;
+    this.federationNote = { endpoint: asText(note.endpoint).slice(0, 128), ...(name !== undefined && { name: asText(name).slice(0, 256) }), ...(capped && { members: capped }) };
   }
 
   /** The approval a held call waits on, or the one it used. */
@@ -272,6 +282,7 @@ export class AuditRecord {
       ...(this.summary ? { tool_result: this.summary } : {}),
       ...(this.resultPolicySummary ? { result_policy: this.resultPolicySummary } : {}),
       ...(this.approvalNote ? { approval: this.approvalNote } : {}),
+      ...(this.federationNote ? { federation: this.federationNote } : {}),
       requested_by: capOrNull("/requested_by", this.requestedBy),
       latency_ms: latency,
       ...(this.shadow

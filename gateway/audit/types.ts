@@ -70,6 +70,11 @@ export interface AuditEvent {
   result_policy?: ResultPolicySummary;
   /** A call held for a human approval (contract 7): the approval it waits on, or used. */
   approval?: { id: string; state: string };
+  /**
+   * A request to a federated endpoint (contract 5): its path; for a routed request the name the
+   * agent used; for one that went to every member, what each member did (ok, denied, failed: code).
+   */
+  federation?: { endpoint: string; name?: string; members?: Record<string, string> };
   /** Address of the client that made the request. */
   requested_by?: string | null;
   latency_ms: { decision: number; upstream: number | null; total: number };

@@ -9,7 +9,7 @@ import { startPolicy, type PolicyRuntime } from "./policy.js";
 import { createHttpServer, HttpUpstreamPool, LocalSessionLedger, McpEndpoint, originPolicy, RedisSessionLedger, SessionSealer, StdioUpstreamConnection, type ConnectUpstream, type SessionLedger, type ToolPinning } from "../proxy/index.js";
 import { SharedRedis } from "../shared/redis.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "../shared/clock.js";
-import { guardUpstreams, InFlight } from "../proxy/index.js";
+import { endpointPath, federatedEndpoints, guardUpstreams, InFlight } from "../proxy/index.js";
 import { createRateLimiter } from "../ratelimit/index.js";
 import { upstreamAuthorizer } from "../upstream-auth/index.js";
 import { Lifecycle } from "../shared/lifecycle.js";
@@ -302,20 +302,20 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
       });
     },
     limits,
-    resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(`/mcp/${server}`)}`,
+    resourceMetadataUrl: (server) => `${publicUrl}${resourceMetadataPath(endpointPath(server))}`,
     origins: () => origins,
   });
   endpoint.sessions.startSweeping();
   parts.add({ name: "sessions", stop: () => endpoint.close(), status: () => ({ open: endpoint.sessions.size, ...endpoint.sessions.reservations }) });
 
   const server = createHttpServer(endpoint, {
-    servers: Object.keys(config.upstreams),
+    servers: [...Object.keys(config.upstreams), ...federatedEndpoints(config.federation, Object.keys(config.upstreams)).keys()],
     resourceMetadata: (server) =>
       protectedResourceMetadata({
-        resource: server === null ? publicUrl : `${publicUrl}/mcp/${server}`,
+        resource: server === null ? publicUrl : `${publicUrl}${endpointPath(server)}`,
         authorizationServers: [config.auth.issuer],
         scopesSupported: [...config.auth.scopesSupported],
-        resourceName: server === null ? "portcullis MCP gateway" : `portcullis: ${server}`,
+        resourceName: server === null ? "portcullis MCP gateway" : `portcullis: ${server in config.upstreams ? server : endpointPath(server)}`,
       }),
     timeouts: { headersTimeoutMs: config.edge.headersTimeoutMs, requestTimeoutMs: config.edge.requestTimeoutMs },
     allowedOrigins: config.edge.allowedOrigins,

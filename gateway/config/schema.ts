@@ -282,6 +282,22 @@ const loggingSchema = z
   })
   .strict();
 
+// Federation (contract 5, docs/federation.md): /mcp serves every upstream at once, /mcp/v/NAME a named subset.
+/** Longest name an agent sees for a federated tool, prompt or template (clients' function-name limits). */
+export const FEDERATED_NAME_MAX = 64;
+/** Room a shortened federated name keeps after `NAME<separator>`: a head of the item's name and `-` plus 8 hex. */
+export const FEDERATED_SHORT_ROOM = 12;
+const federationSchema = z
+  .object({
+    /** Between the upstream's NAME and the item's name: `NAME<separator>item`. Tool-name characters only. */
+    separator: z.string().regex(/^[A-Za-z0-9_.-]{1,8}$/, "must be 1-8 of letters, digits, '_', '.' or '-' (characters a tool name may hold)").default("__"),
+    /** Which upstreams `/mcp` serves; absent: all of them. */
+    upstreams: z.array(z.string().min(1)).min(1).optional(),
+    /** Virtual servers: `/mcp/v/NAME` serves the listed upstreams only. */
+    virtualServers: z.record(z.string().regex(upstreamName, "virtual server names are letters, digits, '_' and '-'"), z.array(z.string().min(1)).min(1)).default({}),
+  })
+  .strict();
+
 const shutdownSchema = z
   .object({
     /** On SIGTERM, in-flight calls get this long to finish before connections are cut. */
@@ -309,13 +325,31 @@ export const configSchema = z
     /** OpenTelemetry traces (gateway/telemetry/): off unless telemetry.traces is set. */
     telemetry: telemetryConfigSchema.optional(),
     console: consoleSchema.default({ enabled: true, roles: ["portcullis-operator"] }),
+    federation: federationSchema.optional(),
   })
   .strict()
+  .superRefine((c, ctx) => {
+    // Checked at start so that no two upstreams' namespaces can ever collide: NAME ends at the first separator.
+    const f = c.federation;
+    if (!f) return;
+    const names = Object.keys(c.upstreams);
+    const check = (members: readonly string[], path: (string | number)[]) =>
+      members.forEach((m, i) => {
+        if (!(m in c.upstreams)) ctx.addIssue({ code: "custom", path: [...path, i], message: `no upstream named "${m}"` });
+      });
+    if (f.upstreams) check(f.upstreams, ["federation", "upstreams"]);
+    for (const [v, members] of Object.entries(f.virtualServers)) check(members, ["federation", "virtualServers", v]);
+    for (const n of names) {
+      if (n.includes(f.separator)) ctx.addIssue({ code: "custom", path: ["upstreams", n], message: `the upstream name contains the federation separator "${f.separator}": its federated names would be ambiguous (rename it or choose another federation.separator)` });
+      if (n.length + f.separator.length + FEDERATED_SHORT_ROOM > FEDERATED_NAME_MAX) ctx.addIssue({ code: "custom", path: ["upstreams", n], message: `the upstream name is too long to federate: NAME plus "${f.separator}" must leave ${FEDERATED_SHORT_ROOM} of the ${FEDERATED_NAME_MAX} characters a federated name may have` });
+    }
+  })
   // The session ledger lives in the Redis of the rate limits: one connection setting, not two.
   .refine((c) => c.sessions.store !== "redis" || c.rateLimits.redis !== undefined, { message: "store: redis needs rateLimits.redis.url (the same Redis as the rate limits)", path: ["sessions", "store"] })
   .refine(INTEGRITY_REDIS_RULE.check, { message: INTEGRITY_REDIS_RULE.message, path: [...INTEGRITY_REDIS_RULE.path] });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+export type FederationConfig = z.infer<typeof federationSchema>;
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export type HttpUpstreamConfig = z.infer<typeof httpUpstreamSchema>;
 export type StdioUpstreamConfig = z.infer<typeof stdioUpstreamSchema>;

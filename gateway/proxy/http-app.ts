@@ -3,8 +3,10 @@ import express, { type Request, type Response, type Router } from "express";
 import { createLogger, type Logger } from "../shared/log.js";
 import { Refusal } from "./errors.js";
 import type { McpEndpoint } from "./pipeline.js";
+import { FEDERATED_ROOT } from "./federation.js";
 
 export interface HttpAppOptions {
+  /** Endpoint ids served: upstream names (`/mcp/NAME`), and with federation `*` (`/mcp`) and `v/NAME` (`/mcp/v/NAME`). */
   servers: readonly string[];
   /** RFC 9728 metadata for `/mcp/NAME`, or for the gateway as a whole when server is null. */
   resourceMetadata: (server: string | null) => object;
@@ -30,7 +32,8 @@ export interface HttpAppOptions {
   readiness?: () => Promise<{ ready: boolean; checks: Record<string, unknown> }>;
 }
 
-const MCP_PATH = /^\/mcp\/([A-Za-z0-9_-]{1,63})\/?(?:\?.*)?$/;
+/** `/mcp/NAME`, `/mcp` (federated root) and `/mcp/v/NAME` (virtual server); the id as endpointPath inverts it. */
+const MCP_PATH = /^\/mcp(?:\/(v\/)?([A-Za-z0-9_-]{1,63}))?\/?(?:\?.*)?$/;
 
 /**
  * The HTTP front: `/mcp/NAME` goes straight to the endpoint, everything else (metadata, health)
@@ -51,6 +54,16 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
     const server = String(req.params.server);
     if (!known.has(server)) return void res.status(404).json({ error: "not_found" });
     res.json(opts.resourceMetadata(server));
+  });
+  // The federated endpoints' own metadata (RFC 9728: the resource's path after the well-known prefix).
+  app.get("/.well-known/oauth-protected-resource/mcp", (_req: Request, res: Response) => {
+    if (!known.has(FEDERATED_ROOT)) return void res.status(404).json({ error: "not_found" });
+    res.json(opts.resourceMetadata(FEDERATED_ROOT));
+  });
+  app.get("/.well-known/oauth-protected-resource/mcp/v/:name", (req: Request, res: Response) => {
+    const id = `v/${String(req.params.name)}`;
+    if (!known.has(id)) return void res.status(404).json({ error: "not_found" });
+    res.json(opts.resourceMetadata(id));
   });
   app.get("/healthz", (_req: Request, res: Response) => {
     res.json({ status: "ok" });
@@ -120,7 +133,7 @@ export function createHttpServer(endpoint: McpEndpoint, opts: HttpAppOptions): S
     : {};
   return createServer(serverOptions, (req, res) => {
     const match = MCP_PATH.exec(req.url ?? "");
-    if (match) return mcp(match[1]!, req, res);
+    if (match) return mcp(match[2] === undefined ? FEDERATED_ROOT : match[1] ? `v/${match[2]}` : match[2], req, res);
     app(req, res);
   });
 }

@@ -11,3 +11,4 @@ export type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdi
 export { RATE_LIMIT_META_KEY, guardUpstreams, withConcurrencyLimit } from "./limits.js";
 export { InFlight } from "./drain.js";
 export { originPolicy, type OriginPolicy } from "./origin-policy.js";
+export { endpointPath, federatedEndpoints, federatedName, FEDERATED_ROOT, type FederatedEndpoint } from "./federation.js";

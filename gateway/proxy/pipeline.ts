@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AuthError, authFailureResponse, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
 import { AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome } from "../audit/index.js";
-import { isStdioUpstream, type GatewayConfig } from "../config/index.js";
+import { FEDERATED_NAME_MAX, isStdioUpstream, type GatewayConfig } from "../config/index.js";
 import { applyRedactions, buildPolicyInput, type DecisionOutcome, type PolicyEngine, type PolicyInput } from "../policy/index.js";
 import type { RateLimiter } from "../ratelimit/index.js";
 import type { Clock } from "../shared/clock.js";
@@ -11,8 +11,9 @@ import { refusalAnswer, resultAnswer, type Answer } from "./answers.js";
 import { clientIpResolver, type ClientIpResolver } from "./client-ip.js";
 import { readBounded } from "./bounded-read.js";
 import { Refusal } from "./errors.js";
-import { checkParamHeaders, classifyEra, LEGACY_UPSTREAM_VERSION, legacyMeta, META, missingCapabilities, MODERN_PROTOCOL_VERSIONS, paramHeadersOf, paramHeaderValues, requiredCapabilities, SUPPORTED_VERSIONS, type Era } from "./era.js";
+import { checkParamHeaders, classifyEra, LEGACY_PROTOCOL_VERSIONS, LEGACY_UPSTREAM_VERSION, legacyMeta, META, missingCapabilities, MODERN_PROTOCOL_VERSIONS, paramHeadersOf, paramHeaderValues, requiredCapabilities, SUPPORTED_VERSIONS, type Era } from "./era.js";
 import { callDigest, ParkedCalls, PausableCall, type CallStep } from "./input-rounds.js";
+import { decodeFederatedCursor, encodeFederatedCursor, federatedEndpoints, FederatedUpstream, federatedName, matchesUriTemplate, mergedInitResult, splitFederatedName, type FederatedEndpoint } from "./federation.js";
 import { originPolicy, type OriginPolicy } from "./origin-policy.js";
 import { classify, isObject, RpcCode, serialize, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse, type ParsedMessage } from "./jsonrpc.js";
 import { checkRateLimits, shed } from "./limits.js";
@@ -84,7 +85,14 @@ export interface ExchangeDone {
 
 /** One HTTP exchange on its way through the pipeline; each stage fills in its part. */
 interface Exchange {
-  readonly server: string;
+  /** The upstream the request is decided for and goes to; at a federated endpoint, its id until routed. */
+  server: string;
+  /** The federated endpoint the request came to (`/mcp`, `/mcp/v/NAME`); null on `/mcp/NAME`. */
+  readonly endpoint: FederatedEndpoint | null;
+  /** At a federated endpoint: the session the request arrived on (x.session is its member's view once routed). */
+  federatedSession: GatewaySession | null;
+  /** The name the agent used for the routed tool or prompt (`NAME__item`): what its answers call it. */
+  agentName: string | null;
   readonly res: ServerResponse;
   readonly responder: Responder;
   readonly record: AuditRecord;
@@ -123,6 +131,20 @@ const NO_ITEM = { tool: null, resource: null, prompt: null, arguments: null };
 const HELD_PREFIX = "held:";
 /** Server→client request ids as the agent sees them: sealed, so any replica can take the answer. */
 const SERVER_REQUEST_PREFIX = "portcullis:r:";
+/** `_meta` key of a federated answer's members that could not take part: `{unavailable: [{server, error}]}`. */
+export const FEDERATION_META_KEY = "dev.portcullis/federation";
+/** Requests a federated endpoint answers itself, each decided per member (anything else must name an upstream). */
+const FANNED_OUT = new Set(["ping", "logging/setLevel", "server/discover"]);
+/** A resource URI listed by two members: routed to neither. */
+const AMBIGUOUS = "";
+
+/** Where a federated session's resources were listed (this replica's cache, rebuilt on a miss). */
+interface FederatedRoutes {
+  uris: Map<string, string>;
+  templates: Map<string, string[]>;
+  /** Every member's resources and templates were listed once. */
+  complete: boolean;
+}
 /** How long an agent has to answer a server→client request (the upstream gives up long before). */
 const SERVER_REQUEST_TTL_MS = 60 * 60_000;
 
@@ -140,15 +162,29 @@ export class McpEndpoint {
   /** 2026 clients' calls paused on input from a 2025 upstream (input-rounds.ts). */
   private readonly parked = new ParkedCalls();
   private readonly sealer: SessionSealer;
+  /** Endpoints serving several upstreams (federation.ts), by id: `*` is /mcp, `v/NAME` /mcp/v/NAME. */
+  private readonly federated: Map<string, FederatedEndpoint>;
+  /** Each federated session's member views, made once per replica and session (memberOf). */
+  private readonly views = new WeakMap<GatewaySession, Map<string, GatewaySession>>();
+  private readonly memberViews = new WeakSet<GatewaySession>();
+  private readonly routes = new WeakMap<GatewaySession, FederatedRoutes>();
+  private readonly isStdio: (server: string) => boolean;
 
   constructor(private readonly deps: McpEndpointDeps) {
     const s = deps.config.sessions;
     this.sealer = deps.sealer ?? SessionSealer.ephemeral();
     const now = () => deps.clock.now();
-    const isStdio = (server: string) => {
+    this.federated = federatedEndpoints(deps.config.federation, Object.keys(deps.config.upstreams));
+    const upstreamIsStdio = (server: string) => {
       const u = deps.config.upstreams[server];
       return u !== undefined && isStdioUpstream(u);
     };
+    // A federated session counts as stdio when one of its members is: it may hold a process.
+    const isStdio = (server: string) => {
+      const f = this.federated.get(server);
+      return f ? f.members.some(upstreamIsStdio) : upstreamIsStdio(server);
+    };
+    this.isStdio = isStdio;
     this.sessions = new SessionStore({
       idleTimeoutMs: s.idleTimeoutSeconds * 1000,
       stdioIdleTimeoutMs: s.stdioIdleTimeoutSeconds * 1000,
@@ -159,7 +195,8 @@ export class McpEndpoint {
       now,
       sealer: this.sealer,
       ledger: deps.ledger ?? new LocalSessionLedger(now, s.maxLifetimeSeconds * 1000),
-      resume: (server, state) => deps.connectUpstream(server, "legacy", state),
+      resume: (server, state) =>
+        state.kind === "federated" ? FederatedUpstream.resume(state, (member, s) => deps.connectUpstream(member, "legacy", s)) : deps.connectUpstream(server, "legacy", state),
       isStdio,
       durable: deps.sealer !== undefined,
     });
@@ -178,10 +215,15 @@ export class McpEndpoint {
       this.describeSpan(x);
       await this.admit(x); // 5 the audit path can take this event: otherwise nothing goes upstream
       await this.hold(x); // 5b a 2026 request: the upstream context the gateway holds for this agent
-      await this.restart(x); // 5c a stdio session new to this replica: its process started and initialized
-      await this.timed(x, "decision", () => this.decide(x)); // 6 policy on the shaped request (list items: in step 8, per item)
-      await this.timed(x, "limits", () => this.limit(x)); // 7 rate limits named by the decision, after it, before the forward
-      await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
+      await this.route(x); // 5c federated: the request goes to the upstream its name names, as if sent to /mcp/NAME
+      if (this.fansOut(x)) {
+        await this.fanOut(x); // 6-8 a federated request that names no upstream: decided, forwarded and answered per member
+      } else {
+        await this.restart(x); // 5d a stdio session new to this replica: its process started and initialized
+        await this.timed(x, "decision", () => this.decide(x)); // 6 policy on the shaped request (list items: in step 8, per item)
+        await this.timed(x, "limits", () => this.limit(x)); // 7 rate limits named by the decision, after it, before the forward
+        await this.forward(x); // 8 the message rebuilt from the decided request; the answer shaped
+      }
     } catch (err) {
       await this.refuse(x, err);
     } finally {
@@ -198,8 +240,11 @@ export class McpEndpoint {
       const session = await this.ownSession(x, req);
       this.describeSpan(x);
       await this.admit(x);
-      await this.restart(x);
-      await this.openStream(x, session, header(req, "last-event-id"));
+      if (x.endpoint) await this.openFederatedStream(x, session);
+      else {
+        await this.restart(x);
+        await this.openStream(x, session, header(req, "last-event-id"));
+      }
     } catch (err) {
       await this.refuse(x, err);
     } finally {
@@ -277,9 +322,9 @@ export class McpEndpoint {
   }
 
   /** The upstream stage's span and what the upstream request carries of it. */
-  private upstreamSpan(x: Exchange): { span: StageSpan | null; trace: RequestOptions["trace"] } {
+  private upstreamSpan(x: Exchange, server = x.server): { span: StageSpan | null; trace: RequestOptions["trace"] } {
     if (!x.span) return { span: null, trace: undefined };
-    const u = this.deps.config.upstreams[x.server];
+    const u = this.deps.config.upstreams[server];
     const span = x.span.stage("upstream", u && !isStdioUpstream(u) ? { transport: "http", url: u.url } : { transport: "stdio" });
     const traceparent = span.traceparent();
     return { span, trace: traceparent ? { traceparent, tracestate: span.tracestate() } : undefined };
@@ -293,7 +338,7 @@ export class McpEndpoint {
     const span = tracing?.enabled
       ? tracing.startRequest({ server, traceparent: req.headers.traceparent, tracestate: req.headers.tracestate, clientAddress: sourceIp, clientPort: req.socket.remotePort ?? null })
       : null;
-    return { server, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {}, span, input: null };
+    return { server, endpoint: this.federated.get(server) ?? null, federatedSession: null, agentName: null, res, req, era: { era: "legacy" }, responder, record, sourceIp, message: null, identity: null, shaped: null, session: null, slot: null, decided: null, outcome: "error", answer: null, acted: false, streamLive: null, answering: null, stageMs: {}, span, input: null };
   }
 
   private async edge(x: Exchange, req: IncomingMessage): Promise<void> {
@@ -335,9 +380,8 @@ export class McpEndpoint {
     if (x.shaped?.kind === "initialize") {
       // A second initialize would renegotiate behind the session's back.
       if (sessionId) throw new Refusal("invalid_request", "session already initialized");
-      const upstream = this.deps.config.upstreams[x.server];
       // Reserved now, synchronously: concurrent initializes can never overshoot the bounds.
-      x.slot = this.sessions.reserve(ownerOf(identity.iss, identity.sub), upstream !== undefined && isStdioUpstream(upstream));
+      x.slot = this.sessions.reserve(ownerOf(identity.iss, identity.sub), this.isStdio(x.server));
       return;
     }
     await this.ownSession(x, req);
@@ -368,6 +412,18 @@ export class McpEndpoint {
     const held = this.sessions.heldBy(key, owner);
     if (held) {
       x.session = held;
+      return;
+    }
+    if (x.endpoint) {
+      const slot = this.sessions.reserve(owner, this.isStdio(x.server));
+      const params = { protocolVersion: LEGACY_UPSTREAM_VERSION, capabilities: envelope.clientCapabilities, clientInfo: envelope.clientInfo ?? { name: "portcullis", version: "unknown" } };
+      try {
+        const joined = await this.joinMembers(x, "modern", params, "portcullis:hold");
+        x.session = this.sessions.hold(key, { server: x.server, owner, upstream: joined.upstream, protocolVersion: envelope.protocolVersion, initResult: mergedInitResult(x.endpoint, envelope.protocolVersion, joined.upstream.initResults, this.deps.auditContext.version), slot });
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
       return;
     }
     const decided = this.deps.policy().decide(this.input(x, "initialize", NO_ITEM, null));
@@ -407,22 +463,29 @@ export class McpEndpoint {
    * What the old process held (subscriptions, calls in flight, its memory) is not carried over.
    */
   private async restart(x: Exchange): Promise<void> {
-    const session = x.session;
-    if (!session?.pendingInit) return;
+    if (x.session) await this.restartSession(x, x.session, true);
+  }
+
+  /** Stage 5d for one session (a federated request's member: `recordDenial` false, the fan-out records its decisions). */
+  private async restartSession(x: Exchange, session: GatewaySession, recordDenial: boolean): Promise<void> {
+    if (!session.pendingInit) return;
     if (!session.starting) {
-      const decided = this.deps.policy().decide(this.input(x, "initialize", NO_ITEM, null));
+      const input = this.input(x, "initialize", NO_ITEM, null, session.server);
+      const decided = this.deps.policy().decide(input);
       if (!decided.decision.allow) {
-        x.record.decision(this.input(x, "initialize", NO_ITEM, null), decided);
-        x.decided = decided;
+        if (recordDenial) {
+          x.record.decision(input, decided);
+          x.decided = decided;
+        }
         throw new Refusal("method_denied", "the agent may not open an upstream session (initialize)", undefined, decided.decision.message ?? "Method not found: initialize");
       }
       const params = session.pendingInit;
       session.starting = (async () => {
-        const answer = await session.upstream.initialize({ jsonrpc: "2.0", id: "portcullis:restart", method: "initialize", params }, { timeoutMs: this.timeoutMs(x.server), agent: x.identity!, internal: true });
+        const answer = await session.upstream.initialize({ jsonrpc: "2.0", id: "portcullis:restart", method: "initialize", params }, { timeoutMs: this.timeoutMs(session.server), agent: x.identity!, internal: true });
         if (answer.error) throw new UpstreamError("upstream_bad_response", `upstream refused initialize: ${answer.error.code} ${answer.error.message}`);
         await session.upstream.send({ jsonrpc: "2.0", method: "notifications/initialized" });
         session.pendingInit = null;
-        this.deps.log("info", "stdio upstream restarted for a session from another replica", { server: x.server, session: session.handle });
+        this.deps.log("info", "stdio upstream restarted for a session from another replica", { server: session.server, session: session.handle });
       })();
       // A failed start is not retried by this copy: the next request rebuilds the session afresh.
       session.starting.catch(() => void this.sessions.evict(session.id));
@@ -431,7 +494,7 @@ export class McpEndpoint {
     try {
       await session.starting;
     } catch (err) {
-      this.deps.log("warn", "stdio upstream restart failed", { server: x.server, error: String(err) });
+      this.deps.log("warn", "stdio upstream restart failed", { server: session.server, error: String(err) });
       const code = err instanceof UpstreamError ? err.code : "error";
       x.record.fail(code, String(err instanceof Error ? err.message : err));
       throw new Refusal("upstream_failed", undefined, { code });
@@ -445,7 +508,7 @@ export class McpEndpoint {
     if (shaped.kind === "list") return; // each listed item is decided once the upstream has listed them
     if (shaped.kind === "task") {
       // A task is decided as the call that created it: same tool, same arguments.
-      const task = await this.sessions.ledger.getTask(x.session!.handle, shaped.taskId!);
+      const task = await this.sessions.ledger.getTask(x.session!.handle, this.taskKey(x.session!, shaped.taskId!));
       if (!task) throw new Refusal("unknown_task", shaped.taskId!.slice(0, 128));
       shaped.tool = task.tool;
       shaped.arguments = task.arguments;
@@ -478,11 +541,12 @@ export class McpEndpoint {
     if (shaped.kind === "tool_call") {
       // A tool the agent may not see is answered exactly like one that does not exist.
       const visible = tool !== null && this.deps.policy().decide(this.input(x, "tools/list", { ...NO_ITEM, tool: shaped.tool }, tool)).decision.allow;
+      const name = x.agentName ?? shaped.tool;
       if (!visible) {
         if (!tool) x.record.fail("unknown_tool", `no tool "${shaped.tool}" on server ${x.server}`);
-        throw new Refusal("unknown_tool", undefined, undefined, `Unknown tool: ${shaped.tool}`);
+        throw new Refusal("unknown_tool", undefined, undefined, `Unknown tool: ${name}`);
       }
-      throw new Refusal("denied", undefined, undefined, message ?? `Tool '${shaped.tool}' was denied by policy.`);
+      throw new Refusal("denied", undefined, undefined, message ?? `Tool '${name}' was denied by policy.`);
     }
     if (shaped.kind === "item" || shaped.kind === "task") throw new Refusal("denied", undefined, denialData, message ?? "denied by policy");
     throw new Refusal("method_denied", undefined, denialData, message ?? `Method not found: ${shaped.method.slice(0, 128)}`);
@@ -666,12 +730,12 @@ export class McpEndpoint {
     x.acted = true;
     // 2026: closing the response is how a client cancels; in 2025 cancellation is a notification of its own.
     const cancel = x.era.era === "modern" ? cancelOnClose(x.res) : undefined;
-    const traced = this.upstreamSpan(x);
+    const traced = this.upstreamSpan(x, session.server);
     try {
       const answer = await session.upstream.request(this.upstreamRequest(session, shaped, id, traced.trace), {
         ...(cancel && { signal: cancel }),
         trace: traced.trace,
-        timeoutMs: this.timeoutMs(x.server),
+        timeoutMs: this.timeoutMs(session.server),
         onMessage: (msg) => this.relay(session, msg, (m) => x.responder.related(m)),
         onSseEvent: (id, retry, hasMessage) => x.responder.sseEvent(id, retry, hasMessage),
         // For the upstream's identity assertion (gateway/upstream-auth); never the agent's token.
@@ -700,7 +764,7 @@ export class McpEndpoint {
       const task = (result.task as { taskId?: unknown } | undefined)?.taskId;
       if (typeof task === "string") {
         const lifetimeMs = Math.min(session.expiresMs - this.deps.clock.now(), this.deps.config.sessions.maxLifetimeSeconds * 1000);
-        await this.sessions.ledger.putTask(session.handle, task, { tool: shaped.tool!, arguments: shaped.arguments ?? {} }, lifetimeMs);
+        await this.sessions.ledger.putTask(session.handle, this.taskKey(session, task), { tool: shaped.tool!, arguments: shaped.arguments ?? {} }, lifetimeMs);
       }
       return answer;
     }
@@ -740,13 +804,24 @@ export class McpEndpoint {
     const list = LIST_METHODS[shaped.method]!;
     const items = result[list.field];
     if (!Array.isArray(items)) return answer;
-    if (list.field === "tools") this.rememberTools(session, items, shaped.forwardParams?.cursor === undefined);
+    const f = await this.filterItems(x, session, shaped, list, items, typeof result.nextCursor !== "string" || result.nextCursor === "");
+    x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), this.deps.policy().revision, f.elapsedMs);
+    x.record.list(f.shown, f.hidden);
+    if (f.integrity.length > 0) x.record.fail(f.integrity.some((l) => l.includes(": drifted, ")) ? "tool_drifted" : "tool_name_collision", f.integrity.join(" | "));
+    // Filtered for this principal: no shared cache may keep it (2026 cache hints; harmless to 2025 clients).
+    return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: f.visible, ttlMs: typeof result.ttlMs === "number" ? result.ttlMs : 0, cacheScope: "private" } };
+  }
+
+  /** One upstream's listed items, each decided with the list method for `session.server`; drifted and colliding tools hidden. */
+  private async filterItems(x: Exchange, session: GatewaySession, shaped: ShapedRequest, list: (typeof LIST_METHODS)[string] & object, items: unknown[], lastPage: boolean): Promise<{ visible: Record<string, unknown>[]; shown: string[]; hidden: string[]; integrity: string[]; elapsedMs: number }> {
+    const server = session.server;
+    if (list.field === "tools") this.rememberTools(session, items, shaped.forwardParams?.cursor === undefined, lastPage);
     // Pinning: a drifted tool, or one whose name collides with another's, is not shown.
     const tools = list.field === "tools" ? items.filter((i): i is ToolDefinition => isObject(i) && typeof i.name === "string") : [];
-    const pinned = this.deps.pinning && tools.length > 0 ? await this.deps.pinning.listing(x.server, tools) : null;
+    const pinned = this.deps.pinning && tools.length > 0 ? await this.deps.pinning.listing(server, tools) : null;
     const integrity: string[] = [];
     const policy = this.deps.policy();
-    const visible: unknown[] = [];
+    const visible: Record<string, unknown>[] = [];
     const shown: string[] = [];
     const hidden: string[] = [];
     let elapsedMs = 0;
@@ -763,7 +838,7 @@ export class McpEndpoint {
           continue;
         }
       }
-      const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null);
+      const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null, server);
       const decided = policy.decide(input);
       elapsedMs += decided.elapsedMs;
       if (decided.decision.allow) {
@@ -771,11 +846,7 @@ export class McpEndpoint {
         shown.push(name);
       } else hidden.push(name);
     }
-    x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), policy.revision, elapsedMs);
-    x.record.list(shown, hidden);
-    if (integrity.length > 0) x.record.fail(integrity.some((l) => l.includes(": drifted, ")) ? "tool_drifted" : "tool_name_collision", integrity.join(" | "));
-    // Filtered for this principal: no shared cache may keep it (2026 cache hints; harmless to 2025 clients).
-    return { jsonrpc: "2.0", id: answer.id, result: { ...result, [list.field]: visible, ttlMs: typeof result.ttlMs === "number" ? result.ttlMs : 0, cacheScope: "private" } };
+    return { visible, shown, hidden, integrity, elapsedMs };
   }
 
   private async initialize(x: Exchange, shaped: ShapedRequest): Promise<void> {
@@ -884,6 +955,536 @@ export class McpEndpoint {
     res.on("close", () => {
       abort.abort();
       if (!resuming) session.closeStream = null;
+    });
+    x.outcome = "allowed";
+    x.answer = { kind: "stream" };
+  }
+
+  // --------------------------------------------------------------------------------- federation
+
+  /**
+   * Stage 5c at a federated endpoint: a request naming a tool, prompt, resource or task goes to
+   * the upstream that name belongs to, and from here on is that upstream's request (decided with
+   * `request.server` = it, its name as the upstream knows it). Anything else fans out (fanOut).
+   */
+  private async route(x: Exchange): Promise<void> {
+    const endpoint = x.endpoint;
+    const session = x.session;
+    if (!endpoint || !x.message || !session) return;
+    x.federatedSession = session;
+    const m = x.message;
+    if (m.kind === "response") {
+      // The member that asked is sealed into the id it gave the agent.
+      const id = m.message.id;
+      const asked = typeof id === "string" && id.startsWith(SERVER_REQUEST_PREFIX) ? this.sealer.open("server-request/1", id.slice(SERVER_REQUEST_PREFIX.length)) : null;
+      const member = isServerRequestSeal(asked) ? asked.server : undefined;
+      const view = member !== undefined ? this.memberOf(session, member) : null;
+      if (!view) throw new Refusal("unexpected_response");
+      return this.switchTo(x, view, null);
+    }
+    if (m.kind !== "request") return;
+    const shaped = x.shaped!;
+    if (shaped.kind === "tool_call") {
+      const exposed = shaped.tool!;
+      const view = this.namedMember(x, session, exposed);
+      if (!view) {
+        x.record.fail("unknown_tool", `no upstream of ${endpoint.path} serves tool "${exposed.slice(0, 128)}"`);
+        throw new Refusal("unknown_tool", undefined, undefined, `Unknown tool: ${exposed.slice(0, 128)}`);
+      }
+      this.switchTo(x, view, exposed);
+      const name = await this.memberItemName(x, view, "tools/list", "tools", exposed);
+      shaped.tool = name;
+      shaped.forwardParams = { ...shaped.forwardParams, name };
+      return;
+    }
+    if (shaped.kind === "item" && shaped.prompt !== null) {
+      const exposed = shaped.prompt;
+      const view = this.namedMember(x, session, exposed);
+      if (!view) throw new Refusal("invalid_params", `no upstream of ${endpoint.path} serves prompt "${exposed.slice(0, 128)}"`);
+      this.switchTo(x, view, exposed);
+      const name = await this.memberItemName(x, view, "prompts/list", "prompts", exposed);
+      shaped.prompt = name;
+      const params = shaped.forwardParams ?? {};
+      shaped.forwardParams = isObject(params.ref) ? { ...params, ref: { ...params.ref, name } } : { ...params, name };
+      return;
+    }
+    if (shaped.kind === "item" && shaped.resource !== null) {
+      const view = await this.resourceOwner(x, session, shaped.resource);
+      return this.switchTo(x, view, null);
+    }
+    if (shaped.kind === "task") {
+      const views = this.joinedViews(session);
+      const found = await Promise.all(views.map((v) => this.sessions.ledger.getTask(session.handle, this.taskKey(v, shaped.taskId!))));
+      const owners = views.filter((_, i) => found[i] !== undefined);
+      if (owners.length === 0) throw new Refusal("unknown_task", shaped.taskId!.slice(0, 128));
+      if (owners.length > 1) throw new Refusal("invalid_params", `task ${shaped.taskId!.slice(0, 128)} is known to several upstreams of ${endpoint.path}`);
+      return this.switchTo(x, owners[0]!, null);
+    }
+  }
+
+  /** Whether this exchange is a federated request that names no upstream (it goes to each member). */
+  private fansOut(x: Exchange): boolean {
+    return x.endpoint !== null && x.server === x.endpoint.id;
+  }
+
+  /** The exchange continues as a request to one member (its view of the session). */
+  private switchTo(x: Exchange, view: GatewaySession, exposedName: string | null): void {
+    x.server = view.server;
+    x.session = view;
+    x.agentName = exposedName;
+    x.record.describe({ server: view.server });
+    x.record.federation({ endpoint: x.endpoint!.path, ...(exposedName !== null && { name: exposedName }) });
+  }
+
+  /** The member a federated name (`NAME<sep>item`) names, if it joined this session. */
+  private namedMember(x: Exchange, session: GatewaySession, exposed: string): GatewaySession | null {
+    const split = splitFederatedName(exposed, this.deps.config.federation!.separator, x.endpoint!.members);
+    return split ? this.memberOf(session, split.member) : null;
+  }
+
+  /**
+   * The member's own name for a federated name: the rest after the separator, or for a shortened
+   * name the item whose shortening it is (found in the member's listing).
+   */
+  private async memberItemName(x: Exchange, view: GatewaySession, method: "tools/list" | "prompts/list", field: "tools" | "prompts", exposed: string): Promise<string> {
+    const sep = this.deps.config.federation!.separator;
+    const rest = exposed.slice(view.server.length + sep.length);
+    // Only a name of the full length can be a shortening; any shorter one is the item's own name.
+    if (exposed.length < FEDERATED_NAME_MAX) return rest;
+    const known = field === "tools" ? [...(view.catalog?.keys() ?? [])] : [];
+    const hit = known.find((n) => federatedName(view.server, sep, n) === exposed);
+    if (hit !== undefined) return hit;
+    await this.restartSession(x, view, true);
+    const items = await this.listAll(view, method, field);
+    if (field === "tools") this.rememberTools(view, items, true);
+    const names = items.flatMap((i) => (isObject(i) && typeof i.name === "string" ? [i.name] : []));
+    // Not an item of this member: forwarded as named, so the member answers (and policy decides) as for any unknown name.
+    return names.find((n) => federatedName(view.server, sep, n) === exposed) ?? rest;
+  }
+
+  /** The member that serves a resource URI: the one that listed it, else the one whose template it fits. */
+  private async resourceOwner(x: Exchange, session: GatewaySession, uri: string): Promise<GatewaySession> {
+    const routes = this.resourceRoutes(session);
+    const known = routes.uris.get(uri);
+    const view = known !== undefined ? this.memberOf(session, known) : null;
+    if (view) return view;
+    const views = this.joinedViews(session);
+    if (!routes.complete) {
+      // Not seen on this replica yet: learn what each member offers (the gateway's own listing, as for tool definitions).
+      await Promise.all(
+        views.map(async (v) => {
+          try {
+            await this.restartSession(x, v, true);
+            const [resources, templates] = await Promise.all([this.listAll(v, "resources/list", "resources"), this.listAll(v, "resources/templates/list", "resourceTemplates")]);
+            this.learnResources(session, v.server, resources, templates);
+          } catch (err) {
+            if (err instanceof Refusal) throw err;
+            this.deps.log("warn", "federated resource listing failed", { server: v.server, error: String(err) });
+          }
+        }),
+      );
+      routes.complete = true;
+    }
+    const listed = routes.uris.get(uri);
+    if (listed !== undefined && this.memberOf(session, listed)) return this.memberOf(session, listed)!;
+    const fits = views.filter((v) => (routes.templates.get(v.server) ?? []).some((t) => matchesUriTemplate(t, uri)));
+    if (fits.length === 1) return fits[0]!;
+    throw new Refusal("invalid_params", fits.length === 0 ? `no upstream of ${x.endpoint!.path} lists resource ${uri.slice(0, 256)}` : `resource ${uri.slice(0, 256)} fits templates of several upstreams (${fits.map((v) => v.server).join(", ")})`);
+  }
+
+  private resourceRoutes(session: GatewaySession): FederatedRoutes {
+    let r = this.routes.get(session);
+    if (!r) this.routes.set(session, (r = { uris: new Map(), templates: new Map(), complete: false }));
+    return r;
+  }
+
+  private learnResources(session: GatewaySession, member: string, resources: unknown[], templates: unknown[] | null): void {
+    const routes = this.resourceRoutes(session);
+    for (const r of resources) if (isObject(r) && typeof r.uri === "string") routes.uris.set(r.uri, routes.uris.has(r.uri) && routes.uris.get(r.uri) !== member ? AMBIGUOUS : member);
+    if (templates) routes.templates.set(member, templates.flatMap((t) => (isObject(t) && typeof t.uriTemplate === "string" ? [t.uriTemplate] : [])));
+  }
+
+  /** Every item of one listing method (the gateway's own request, at most 64 pages). */
+  private async listAll(session: GatewaySession, method: string, field: string): Promise<unknown[]> {
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 64; page++) {
+      const answer = await session.upstream.request(
+        { jsonrpc: "2.0", id: `catalog-${page}`, method, params: cursor ? { cursor } : {} },
+        { timeoutMs: this.timeoutMs(session.server), internal: true },
+      );
+      const got = answer.result?.[field];
+      if (Array.isArray(got)) items.push(...got);
+      const next = answer.result?.nextCursor;
+      if (typeof next !== "string" || next.length === 0) break;
+      cursor = next;
+    }
+    return items;
+  }
+
+  /**
+   * A federated session's view of one member: a session of that upstream as the rest of the
+   * pipeline knows it (same id, handle, owner and bounds; the member's connection and catalog).
+   */
+  private memberOf(session: GatewaySession, member: string): GatewaySession | null {
+    const upstream = session.upstream;
+    if (!(upstream instanceof FederatedUpstream)) return null;
+    const conn = upstream.members.get(member);
+    if (!conn) return null;
+    let views = this.views.get(session);
+    if (!views) this.views.set(session, (views = new Map()));
+    let view = views.get(member);
+    if (!view) {
+      view = {
+        id: session.id,
+        handle: session.handle,
+        server: member,
+        owner: session.owner,
+        upstream: conn,
+        protocolVersion: session.protocolVersion,
+        initResult: upstream.initResults.get(member) ?? {},
+        expiresMs: session.expiresMs,
+        lastSeenMs: session.lastSeenMs,
+        catalog: null,
+        catalogFetchedMs: 0,
+        closeStream: null,
+        pendingInit: upstream.pendingInits.get(member) ?? null,
+        starting: null,
+        slot: session.slot,
+        held: session.held,
+      };
+      views.set(member, view);
+      this.memberViews.add(view);
+    }
+    return view;
+  }
+
+  /** The members that joined a federated session, in the endpoint's order. */
+  private joinedViews(session: GatewaySession): GatewaySession[] {
+    const upstream = session.upstream;
+    if (!(upstream instanceof FederatedUpstream)) return [];
+    const order = this.federated.get(session.server)?.members ?? [...upstream.members.keys()];
+    return order.flatMap((m) => {
+      const v = this.memberOf(session, m);
+      return v ? [v] : [];
+    });
+  }
+
+  /** A task's key in the ledger: a member's tasks are kept apart (two upstreams may use one task id). */
+  private taskKey(session: GatewaySession, taskId: string): string {
+    return this.memberViews.has(session) ? `${session.server}/${taskId}` : taskId;
+  }
+
+  /**
+   * Opens a federated session's upstream side: each member decided as `initialize` (request.server
+   * = the member), those allowed connected and initialized at once. A member refused or failing is
+   * left out, and named in the event and the answer; at least one must join.
+   */
+  private async joinMembers(x: Exchange, clientEra: "legacy" | "modern", params: Record<string, unknown> | undefined, id: string | number): Promise<{ upstream: FederatedUpstream; statuses: Record<string, string> }> {
+    const endpoint = x.endpoint!;
+    const policy = this.deps.policy();
+    const statuses: Record<string, string> = {};
+    let elapsedMs = 0;
+    let denial: DecisionOutcome | null = null;
+    const allowed = endpoint.members.filter((m) => {
+      const decided = policy.decide(this.input(x, "initialize", NO_ITEM, null, m));
+      elapsedMs += decided.elapsedMs;
+      if (!decided.decision.allow) {
+        statuses[m] = "denied";
+        denial = decided;
+      }
+      return decided.decision.allow;
+    });
+    x.record.federation({ endpoint: endpoint.path, members: statuses });
+    if (allowed.length === 0) {
+      x.record.decisionInput(this.input(x, "initialize", NO_ITEM, null), policy.revision, elapsedMs);
+      x.decided = denial;
+      throw new Refusal("method_denied", "the agent may not open a session with any upstream of this endpoint (initialize)", undefined, "Method not found: initialize");
+    }
+    x.acted = true;
+    x.record.upstreamStarted();
+    const joined = await Promise.all(
+      allowed.map(async (member) => {
+        const conn = this.deps.connectUpstream(member, clientEra);
+        try {
+          const answer = await conn.initialize({ jsonrpc: "2.0", id, method: "initialize", ...(params !== undefined && { params }) }, { timeoutMs: this.timeoutMs(member), agent: x.identity!, internal: clientEra === "modern" });
+          if (answer.error) throw new UpstreamError("upstream_bad_response", `upstream refused initialize: ${answer.error.code} ${answer.error.message}`);
+          // A 2026 client sends no notifications/initialized: the gateway ends a 2025 member's handshake itself.
+          if (clientEra === "modern" && conn.era === "legacy") await conn.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+          statuses[member] = "ok";
+          return { member, conn, result: answer.result ?? {} };
+        } catch (err) {
+          await conn.close().catch(() => undefined);
+          statuses[member] = `failed: ${err instanceof UpstreamError ? err.code : "error"}`;
+          this.deps.log("warn", "federated upstream did not join the session", { endpoint: endpoint.path, server: member, error: String(err) });
+          return null;
+        }
+      }),
+    );
+    x.record.upstreamFinished();
+    x.record.federation({ endpoint: endpoint.path, members: statuses });
+    const ok = joined.filter((j): j is NonNullable<typeof j> => j !== null);
+    if (ok.length === 0) {
+      x.record.fail("upstream_unreachable", `no upstream of ${endpoint.path} could be initialized: ${JSON.stringify(statuses)}`);
+      throw new Refusal("upstream_init_failed", "no upstream of this endpoint could be reached", { servers: statuses });
+    }
+    const upstream = new FederatedUpstream(new Map(ok.map((j) => [j.member, j.conn])));
+    for (const j of ok) upstream.initResults.set(j.member, j.result);
+    return { upstream, statuses };
+  }
+
+  /**
+   * Stages 6-8 of a federated request that names no upstream: decided for each member, sent to
+   * those allowed, answered once. Lists are merged (listFederated); initialize opens the members.
+   */
+  private async fanOut(x: Exchange): Promise<void> {
+    const endpoint = x.endpoint!;
+    const m = x.message!;
+    const shaped = x.shaped!;
+    if (shaped.kind === "initialize") return this.initializeFederated(x, shaped);
+    const session = x.session!;
+    if (shaped.kind === "list" || shaped.method === "tasks/list") return this.listFederated(x, session, shaped);
+    if (m.kind === "request" && !FANNED_OUT.has(shaped.method)) {
+      throw new Refusal("method_not_found", `${shaped.method.slice(0, 64)} names no upstream: ${endpoint.path} routes tools, prompts, resources and tasks by name and answers ${[...FANNED_OUT].join(", ")} itself`);
+    }
+    const policy = this.deps.policy();
+    const statuses: Record<string, string> = {};
+    let elapsedMs = 0;
+    let first: DecisionOutcome | null = null;
+    const allowed = this.joinedViews(session).filter((v) => {
+      const decided = policy.decide(this.input(x, shaped.method, NO_ITEM, null, v.server));
+      elapsedMs += decided.elapsedMs;
+      if (!first || (decided.decision.allow && !first.decision.allow)) first = decided;
+      if (!decided.decision.allow) statuses[v.server] = "denied";
+      return decided.decision.allow;
+    });
+    x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), policy.revision, elapsedMs);
+    x.decided = first;
+    x.record.federation({ endpoint: endpoint.path, members: statuses });
+    if (allowed.length === 0) {
+      const denialData = { [DECISION_META_KEY]: { decision_id: x.record.decisionId } };
+      throw new Refusal("method_denied", undefined, denialData, `Method not found: ${shaped.method.slice(0, 128)}`);
+    }
+    if (m.kind === "notification") {
+      // 2026 clients send no notifications over HTTP that an upstream needs; 2025 ones go to each member allowed.
+      if (x.era.era === "legacy") {
+        x.acted = true;
+        await Promise.all(
+          allowed.map(async (v) => {
+            try {
+              await this.restartSession(x, v, false);
+              await v.upstream.send(forwardedNotification(shaped));
+              statuses[v.server] = "ok";
+            } catch (err) {
+              statuses[v.server] = `failed: ${err instanceof UpstreamError ? err.code : err instanceof Refusal ? err.code : "error"}`;
+            }
+          }),
+        );
+      }
+      x.record.federation({ endpoint: endpoint.path, members: statuses });
+      x.outcome = "allowed";
+      x.answer = { kind: "empty", status: 202 };
+      return;
+    }
+    const id = (m.message as { id: string | number }).id;
+    let result: Record<string, unknown>;
+    if (shaped.method === "ping") result = {};
+    else if (shaped.method === "server/discover") result = discoverResultOf(session);
+    else {
+      // logging/setLevel: each member allowed gets it; the answer says which did not.
+      x.acted = true;
+      await Promise.all(
+        allowed.map(async (v) => {
+          try {
+            await this.restartSession(x, v, false);
+            const answer = await this.exchangeUpstream(x, v, shaped);
+            statuses[v.server] = answer.error ? `failed: upstream_error ${answer.error.code}` : "ok";
+          } catch (err) {
+            statuses[v.server] = `failed: ${err instanceof UpstreamError ? err.code : err instanceof Refusal ? err.code : "error"}`;
+          }
+        }),
+      );
+      x.record.federation({ endpoint: endpoint.path, members: statuses });
+      if (!Object.values(statuses).includes("ok")) throw new Refusal("upstream_failed", `no upstream of ${endpoint.path} took ${shaped.method}`, { code: "upstream_failed", servers: statuses });
+      result = {};
+    }
+    const unavailable = unavailableOf(statuses);
+    x.outcome = "allowed";
+    const answer: JsonRpcResponse = { jsonrpc: "2.0", id, result: unavailable.length > 0 ? { ...result, _meta: { ...(isObject(result._meta) ? result._meta : {}), [FEDERATION_META_KEY]: { unavailable } } } : result };
+    x.answer = resultAnswer(x.era.era === "modern" ? modernAnswer(answer, session) : answer);
+  }
+
+  /** A 2025 initialize at a federated endpoint: every member allowed joins one session. */
+  private async initializeFederated(x: Exchange, shaped: ShapedRequest): Promise<void> {
+    const endpoint = x.endpoint!;
+    const id = (x.message!.message as { id: string | number }).id;
+    const params = shaped.forwardParams ?? {};
+    const { upstream, statuses } = await this.joinMembers(x, "legacy", params, id);
+    const asked = params.protocolVersion;
+    const version = typeof asked === "string" && (LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(asked) ? asked : LEGACY_UPSTREAM_VERSION;
+    const initResult = mergedInitResult(endpoint, version, upstream.initResults, this.deps.auditContext.version);
+    const identity = x.identity!;
+    let session: GatewaySession;
+    try {
+      session = await this.sessions.mint({ server: x.server, iss: identity.iss, sub: identity.sub, upstream, protocolVersion: version, initResult, slot: x.slot! });
+    } catch (err) {
+      await upstream.close();
+      throw err;
+    }
+    x.slot = null;
+    x.session = session;
+    x.record.describe({ sessionId: session.handle });
+    x.outcome = "allowed";
+    const unavailable = unavailableOf(statuses);
+    x.answer = resultAnswer({ jsonrpc: "2.0", id, result: { ...initResult, ...(unavailable.length > 0 && { _meta: { [FEDERATION_META_KEY]: { unavailable } } }) } }, { "mcp-session-id": session.id });
+  }
+
+  /**
+   * A merged list: each member's page fetched at once (its own cursor), each item decided for its
+   * member and renamed `NAME<sep>item`; the next cursor says where each member's listing stands.
+   * A member that fails is left out and named in `_meta`; one event for the whole list.
+   */
+  private async listFederated(x: Exchange, session: GatewaySession, shaped: ShapedRequest): Promise<void> {
+    const endpoint = x.endpoint!;
+    const sep = this.deps.config.federation!.separator;
+    const list = LIST_METHODS[shaped.method];
+    const field = list?.field ?? "tasks";
+    const views = this.joinedViews(session);
+    const names = views.map((v) => v.server);
+    const cursor = shaped.forwardParams?.cursor;
+    const pending = cursor === undefined ? Object.fromEntries(names.map((n) => [n, ""])) : decodeFederatedCursor(cursor, names);
+    const statuses: Record<string, string> = {};
+    x.acted = true;
+    const pages = await Promise.all(
+      views
+        .filter((v) => pending[v.server] !== undefined)
+        .map(async (view) => {
+          try {
+            await this.restartSession(x, view, false);
+            const { cursor: _agents, ...rest } = shaped.forwardParams ?? {};
+            const memberCursor = pending[view.server]!;
+            const memberShaped: ShapedRequest = { ...shaped, forwardParams: { ...rest, ...(memberCursor !== "" && { cursor: memberCursor }) } };
+            const answer = await this.exchangeUpstream(x, view, memberShaped);
+            if (answer.error || !answer.result) throw new UpstreamError("upstream_bad_response", answer.error ? `${answer.error.code}: ${answer.error.message}` : "no result");
+            statuses[view.server] = "ok";
+            return { view, memberShaped, result: answer.result };
+          } catch (err) {
+            statuses[view.server] = err instanceof Refusal && err.code === "method_denied" ? "denied" : `failed: ${err instanceof UpstreamError ? err.code : err instanceof Refusal ? err.code : "error"}`;
+            return null;
+          }
+        }),
+    );
+    const merged: Record<string, unknown>[] = [];
+    const shown: string[] = [];
+    const hidden: string[] = [];
+    const integrity: string[] = [];
+    const next: Record<string, string> = {};
+    let elapsedMs = 0;
+    for (const page of pages) {
+      if (!page) continue;
+      const { view, memberShaped, result } = page;
+      const member = view.server;
+      const items = Array.isArray(result[field]) ? (result[field] as unknown[]) : [];
+      if (typeof result.nextCursor === "string" && result.nextCursor.length > 0) next[member] = result.nextCursor;
+      if (!list) {
+        // tasks/list: the session's own tasks of this member only.
+        const ids = items.flatMap((t) => (isObject(t) && typeof t.taskId === "string" ? [t.taskId] : []));
+        const mine = await this.sessions.ledger.knownTasks(session.handle, ids.map((t) => this.taskKey(view, t)));
+        for (const t of items) if (isObject(t) && typeof t.taskId === "string" && mine.has(this.taskKey(view, t.taskId))) merged.push(t);
+        continue;
+      }
+      const f = await this.filterItems(x, view, memberShaped, list, items, next[member] === undefined);
+      elapsedMs += f.elapsedMs;
+      integrity.push(...f.integrity.map((l) => `${member}${sep}${l}`));
+      const rename = list.nameOf === "uri" ? (n: string) => n : (n: string) => federatedName(member, sep, n);
+      hidden.push(...f.hidden.map(rename));
+      if (field === "resources") this.learnResources(session, member, f.visible, null);
+      if (field === "resourceTemplates") this.learnResources(session, member, [], f.visible);
+      for (const item of f.visible) {
+        const own = String(item[list.nameOf]);
+        merged.push(list.nameOf === "uri" ? item : { ...item, name: rename(String(item.name ?? own)) });
+        shown.push(rename(own));
+      }
+    }
+    // Two items that end up with one name (a shortened name meeting another): neither is shown.
+    const visible = list ? withoutCollisions(merged, hidden, integrity, list.nameOf === "uri" ? "uri" : "name") : merged;
+    x.record.decisionInput(this.input(x, shaped.method, NO_ITEM, null), this.deps.policy().revision, elapsedMs);
+    if (list) x.record.list(shown.filter((n) => !hidden.includes(n)), hidden);
+    x.record.federation({ endpoint: endpoint.path, members: statuses });
+    if (integrity.length > 0) x.record.fail(integrity.some((l) => l.includes(": drifted, ")) ? "tool_drifted" : "tool_name_collision", integrity.join(" | "));
+    if (!Object.values(statuses).includes("ok")) throw new Refusal("upstream_failed", `no upstream of ${endpoint.path} answered ${shaped.method}`, { code: "upstream_failed", servers: statuses });
+    const unavailable = unavailableOf(statuses);
+    const nextCursor = encodeFederatedCursor(next);
+    const id = (x.message!.message as { id: string | number }).id;
+    const result: Record<string, unknown> = {
+      [field]: visible,
+      ...(nextCursor !== undefined && { nextCursor }),
+      ttlMs: 0,
+      cacheScope: "private",
+      ...(unavailable.length > 0 && { _meta: { [FEDERATION_META_KEY]: { unavailable } } }),
+    };
+    x.outcome = "allowed";
+    const answer: JsonRpcResponse = { jsonrpc: "2.0", id, result };
+    x.answer = resultAnswer(x.era.era === "modern" ? modernAnswer(answer, session) : answer);
+  }
+
+  /**
+   * GET at a federated endpoint: one stream carrying every member's server→client messages (each
+   * server→client request sealed with its member, so the answer goes back to it). No event ids:
+   * a reconnecting client gets a new stream, not a replay.
+   */
+  private async openFederatedStream(x: Exchange, session: GatewaySession): Promise<void> {
+    if (session.closeStream) throw new Refusal("stream_conflict");
+    const abort = new AbortController();
+    const res = x.res;
+    session.closeStream = () => abort.abort();
+    let held: string[] | null = [];
+    let opened = -1;
+    let ended = 0;
+    const allEnded = () => opened >= 0 && ended >= opened;
+    const write = (chunk: string) => {
+      if (held) held.push(chunk);
+      else if (!res.writableEnded) res.write(chunk);
+    };
+    const memberEnded = () => {
+      ended++;
+      if (!held && allEnded()) res.end();
+    };
+    x.streamLive = () => {
+      const chunks = held ?? [];
+      held = null;
+      for (const c of chunks) res.write(c);
+      if (allEnded()) res.end();
+    };
+    const statuses: Record<string, string> = {};
+    x.acted = true;
+    const states = await Promise.all(
+      this.joinedViews(session).map(async (view) => {
+        try {
+          await this.restartSession(x, view, false);
+          const state = await view.upstream.listen((m) => this.relay(view, m, (r) => write(sseMessage(serialize(r), null))), abort.signal, memberEnded);
+          statuses[view.server] = state === "open" ? "ok" : "no stream";
+          return state;
+        } catch (err) {
+          statuses[view.server] = `failed: ${err instanceof UpstreamError ? err.code : err instanceof Refusal ? err.code : "error"}`;
+          return "failed" as const;
+        }
+      }),
+    );
+    x.record.federation({ endpoint: x.endpoint!.path, members: statuses });
+    opened = states.filter((s) => s === "open").length;
+    if (opened === 0) {
+      session.closeStream = null;
+      abort.abort();
+      throw new Refusal("method_not_allowed", "no upstream of this endpoint has a server→client stream", undefined, undefined, { allow: "POST, DELETE" });
+    }
+    session.closeStream = () => {
+      abort.abort();
+      res.end();
+    };
+    res.on("close", () => {
+      abort.abort();
+      session.closeStream = null;
     });
     x.outcome = "allowed";
     x.answer = { kind: "stream" };
@@ -1024,7 +1625,7 @@ export class McpEndpoint {
   private async decideResponse(x: Exchange): Promise<void> {
     const m = x.message!.message as JsonRpcResponse;
     const asked = typeof m.id === "string" && m.id.startsWith(SERVER_REQUEST_PREFIX) ? this.sealer.open("server-request/1", m.id.slice(SERVER_REQUEST_PREFIX.length)) : null;
-    if (!isServerRequestSeal(asked) || asked.session !== x.session!.handle || asked.exp <= this.deps.clock.now()) throw new Refusal("unexpected_response");
+    if (!isServerRequestSeal(asked) || asked.session !== x.session!.handle || asked.exp <= this.deps.clock.now() || (asked.server !== undefined && asked.server !== x.server)) throw new Refusal("unexpected_response");
     // Only this replica's process (stdio) or call in flight can take the answer.
     if (asked.replica !== undefined && asked.replica !== REPLICA_ID) throw new Refusal("unexpected_response", "the request waits on another gateway replica");
     x.record.describe({ method: asked.method, requestId: m.id });
@@ -1045,8 +1646,8 @@ export class McpEndpoint {
       if (m.method === "notifications/tools/list_changed") session.catalog = null;
       if ("id" in m && !session.held) {
         const state = session.upstream.state();
-        const local = state.kind === "stdio" || state.era === "modern";
-        const seal: ServerRequestSeal = { session: session.handle, id: m.id, method: m.method, exp: this.deps.clock.now() + SERVER_REQUEST_TTL_MS, ...(local && { replica: REPLICA_ID }) };
+        const local = state.kind !== "http" || state.era === "modern";
+        const seal: ServerRequestSeal = { session: session.handle, server: session.server, id: m.id, method: m.method, exp: this.deps.clock.now() + SERVER_REQUEST_TTL_MS, ...(local && { replica: REPLICA_ID }) };
         return write({ ...m, id: SERVER_REQUEST_PREFIX + this.sealer.seal("server-request/1", seal) });
       }
     }
@@ -1064,7 +1665,7 @@ export class McpEndpoint {
     // re-authorizes with exactly this list does not lose what it had.
     const scope = [...new Set([...identity.scopes, ...required])];
     const challenge = wwwAuthenticate({
-      resourceMetadataUrl: this.deps.resourceMetadataUrl(x.server),
+      resourceMetadataUrl: this.deps.resourceMetadataUrl(x.endpoint?.id ?? x.server),
       error: "insufficient_scope",
       errorDescription: `This request needs scope ${missing.join(" ")}`,
       scope,
@@ -1083,12 +1684,12 @@ export class McpEndpoint {
     return { ...out, ...paramHeaderValues(declared, shaped.arguments ?? {}) };
   }
 
-  private input(x: Exchange, method: string, fields: Pick<ShapedRequest, "tool" | "resource" | "prompt" | "arguments">, tool: ToolDefinition | null): PolicyInput {
+  private input(x: Exchange, method: string, fields: Pick<ShapedRequest, "tool" | "resource" | "prompt" | "arguments">, tool: ToolDefinition | null, server = x.server): PolicyInput {
     return buildPolicyInput(
       x.identity!,
       {
         method,
-        server: x.server,
+        server,
         tool: fields.tool,
         arguments: fields.arguments,
         resource: fields.resource,
@@ -1109,29 +1710,21 @@ export class McpEndpoint {
     const known = s.catalog?.get(name);
     if (known) return known;
     if (s.catalog && this.deps.clock.now() - s.catalogFetchedMs < CATALOG_REFRESH_MS) return null;
-    const tools: unknown[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 64; page++) {
-      const answer = await s.upstream.request(
-        { jsonrpc: "2.0", id: `catalog-${page}`, method: "tools/list", params: cursor ? { cursor } : {} },
-        { timeoutMs: this.timeoutMs(x.server), internal: true },
-      );
-      const items = answer.result?.tools;
-      if (Array.isArray(items)) tools.push(...items);
-      const next = answer.result?.nextCursor;
-      if (typeof next !== "string" || next.length === 0) break;
-      cursor = next;
-    }
+    const tools = await this.listAll(s, "tools/list", "tools");
     this.rememberTools(s, tools, true);
     return s.catalog?.get(name) ?? null;
   }
 
-  private rememberTools(session: GatewaySession, items: unknown[], reset: boolean): void {
+  /**
+   * Keeps listed tool definitions. Only a listing that reached its last page makes the catalog
+   * complete: until then a tool missing from it is looked up (toolDefinition), not taken as unknown.
+   */
+  private rememberTools(session: GatewaySession, items: unknown[], reset: boolean, complete = true): void {
     if (reset || !session.catalog) session.catalog = new Map();
     for (const item of items) {
       if (isObject(item) && typeof item.name === "string") session.catalog.set(item.name, item as unknown as ToolDefinition);
     }
-    session.catalogFetchedMs = this.deps.clock.now();
+    session.catalogFetchedMs = complete ? this.deps.clock.now() : 0;
   }
 
   private timeoutMs(server: string): number {
@@ -1195,6 +1788,27 @@ function modernAnswer(answer: JsonRpcResponse, session: GatewaySession): JsonRpc
   };
 }
 
+/** The members of a fan-out that did not take part, as the answer names them. */
+function unavailableOf(statuses: Record<string, string>): { server: string; error: string }[] {
+  return Object.entries(statuses).flatMap(([server, s]) => (s.startsWith("failed") ? [{ server, error: s.slice("failed: ".length) }] : []));
+}
+
+/** Drops items that share a name with another (both), noting each as a collision. */
+function withoutCollisions(items: Record<string, unknown>[], hidden: string[], integrity: string[], key: "name" | "uri"): Record<string, unknown>[] {
+  const count = new Map<string, number>();
+  for (const i of items) count.set(String(i[key]), (count.get(String(i[key])) ?? 0) + 1);
+  const out: Record<string, unknown>[] = [];
+  for (const i of items) {
+    const n = String(i[key]);
+    if ((count.get(n) ?? 0) < 2) out.push(i);
+    else if (!hidden.includes(n)) {
+      hidden.push(n);
+      integrity.push(`${n}: refused, listed by several upstreams under one federated name`);
+    }
+  }
+  return out;
+}
+
 /** Any failure as a catalogue refusal; an unexpected one is logged and answered internal_error. */
 function toRefusal(err: unknown, logUnexpected: (err: unknown) => void): Refusal {
   if (err instanceof Refusal) return err;
@@ -1209,6 +1823,8 @@ function toRefusal(err: unknown, logUnexpected: (err: unknown) => void): Refusal
 /** What a sealed server→client request id carries. */
 interface ServerRequestSeal {
   session: string;
+  /** The upstream that asked (at a federated endpoint, the member the answer goes to). */
+  server?: string;
   id: JsonRpcId;
   method: string;
   exp: number;
@@ -1217,7 +1833,7 @@ interface ServerRequestSeal {
 }
 
 function isServerRequestSeal(v: unknown): v is ServerRequestSeal {
-  return isObject(v) && typeof v.session === "string" && (typeof v.id === "string" || typeof v.id === "number") && typeof v.method === "string" && typeof v.exp === "number" && (v.replica === undefined || typeof v.replica === "string");
+  return isObject(v) && typeof v.session === "string" && (v.server === undefined || typeof v.server === "string") && (typeof v.id === "string" || typeof v.id === "number") && typeof v.method === "string" && typeof v.exp === "number" && (v.replica === undefined || typeof v.replica === "string");
 }
 
 function protocolVersionOf(answer: JsonRpcResponse): string | null {

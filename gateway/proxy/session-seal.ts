@@ -110,9 +110,10 @@ function isSealedSession(v: unknown): v is SealedSession {
   );
 }
 
-function isUpstreamState(v: unknown): v is UpstreamState {
+function isUpstreamState(v: unknown, nested = false): v is UpstreamState {
   if (!isObject(v)) return false;
   if (v.kind === "stdio") return isObject(v.init);
+  if (v.kind === "federated") return !nested && isObject(v.members) && Object.values(v.members).every((m) => isUpstreamState(m, true));
   if (v.kind !== "http") return false;
   return (v.era === "legacy" || v.era === "modern") && (v.sessionId === null || typeof v.sessionId === "string") &&
     (v.protocolVersion === null || typeof v.protocolVersion === "string") && (v.envelope === undefined || isObject(v.envelope));

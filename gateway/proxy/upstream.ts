@@ -17,7 +17,9 @@ export type UpstreamEra = "legacy" | "modern";
  */
 export type UpstreamState =
   | { kind: "http"; era: UpstreamEra; sessionId: string | null; protocolVersion: string | null; envelope?: Record<string, unknown> }
-  | { kind: "stdio"; init: Record<string, unknown> };
+  | { kind: "stdio"; init: Record<string, unknown> }
+  /** A federated session (federation.ts): each member's own state. */
+  | { kind: "federated"; members: Record<string, UpstreamState> };
 
 export interface UpstreamConnection {
   /** The era the upstream speaks; settled by `initialize` (auto-detected or configured). */
