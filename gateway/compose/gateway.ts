@@ -229,7 +229,7 @@ async function start(config: GatewayConfig, overrides: GatewayOverrides, log: Lo
     parts.add({ name: "integrity", stop: () => redis.close(), status: () => ({ store: "redis", up: redis.up }) });
   }
   const integrity = createIntegrityStores(config.integrity, { clock, ...(integrityRedis && { redis: integrityRedis }) });
-  const pinning: ToolPinning | undefined = config.integrity.pinning.enabled ? toolPinning(integrity.pins, clock, log) : undefined;
+  const pinning: ToolPinning | undefined = config.integrity.pinning.enabled ? toolPinning(integrity.pins, clock, log, () => policy.toolPins) : undefined;
   const approvals = callApprovals(integrity.approvals);
   const approvalSteps = auditApprovalSteps(integrity.approvals, (step) => audit.record(approvalStepEvent(auditContext, step, policy.revision)), log);
   parts.add({ name: "approvals", stop: () => approvalSteps.stop(), status: () => ({ store: integrity.location }) });

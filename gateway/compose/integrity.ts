@@ -4,6 +4,7 @@ import type { ApprovalStep } from "../audit/index.js";
 import type { ConsoleIntegrity } from "../console/index.js";
 import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore } from "../integrity/index.js";
 import type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
+import { NO_DATA_PINS, type ToolPinsFromData } from "../policy/index.js";
 
 /** How long a call reuses the verdict on the same definition object. */
 const VERDICT_REUSE_MS = 1000;
@@ -19,9 +20,19 @@ export function describeChanges(changes: readonly FieldChange[]): string {
  * approves the new definition (`portcullis tools approve`). Names that collide (twice the same,
  * or equal once Unicode-normalised and case-folded) are refused outright.
  */
-export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logger): ToolPinning {
+export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logger, dataPins: () => ToolPinsFromData = () => NO_DATA_PINS): ToolPinning {
   const verdict = async (server: string, tool: ToolDefinition, pinned: ReadonlyMap<string, { digest: string }> | null): Promise<ToolVerdict> => {
     const seen = pinOf(server, tool, "first_seen", clock.now());
+    // A digest named in policy data is the pin (pinnedBy policy_data): it changes with a signed bundle only.
+    const named = dataPins().get(server)?.get(tool.name);
+    if (named !== undefined) {
+      if (named === seen.digest) return { state: "pinned", digest: seen.digest };
+      const stored = pinned ? (pinned.get(tool.name) ?? null) : await pins.get(server, tool.name);
+      // The fields that changed can be told when the store holds the definition of that digest.
+      const drift = stored?.digest === named ? await pins.noteDrift(server, tool.name, toolDefinitionOf(tool)) : null;
+      const changes = drift ? describeChanges(drift.changes) : "the definition is not the one whose digest policy data pins (data.portcullis.tool_pins)";
+      return { state: "drifted", digest: seen.digest, pinnedDigest: named, changes };
+    }
     const pin = pinned ? (pinned.get(tool.name) ?? null) : await pins.get(server, tool.name);
     const inForce = pin ?? (await pins.pinFirstSeen(seen));
     if (inForce.digest === seen.digest) {

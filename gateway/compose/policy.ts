@@ -13,6 +13,7 @@ import {
   type ReloaderStatus,
   type ReloadRefusal,
   type ReloadResult,
+  type ToolPinsFromData,
 } from "../policy/index.js";
 import type { Logger } from "../shared/log.js";
 
@@ -38,6 +39,11 @@ export class PolicyRuntime implements PolicyEngine {
 
   get revision(): string {
     return this.live.revision;
+  }
+
+  /** Tool pins named in the live bundle's data (contract 7), read on every verdict. */
+  get toolPins(): ToolPinsFromData {
+    return this.live.toolPins;
   }
 
   decide(input: PolicyInput): DecisionOutcome {

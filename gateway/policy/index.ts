@@ -51,3 +51,4 @@ export { compareRevisions, REVISION_HISTORY_LIMIT, RevisionHistory, rollbackReas
 export { ShadowingEngine } from "./shadow.js";
 export type { ShadowOutcome } from "./types.js";
 export { replayDecisions, replayFails, type FailOn, type ReplayChange, type ReplayReport, type Tally, type Verdict } from "./replay.js";
+export { NO_DATA_PINS, toolPinsOf, type ToolPinsFromData } from "./tool-pins.js";

@@ -4,6 +4,7 @@ import { readFile, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Logger } from "../shared/log.js";
 import { parseBundle, type LoadBundleOptions, type LoadedBundle } from "./bundle.js";
+import { NO_DATA_PINS, toolPinsOf, type ToolPinsFromData } from "./tool-pins.js";
 import { WasmPolicyEngine } from "./engine.js";
 import { BundleError } from "./errors.js";
 import { RevisionHistory, rollbackReason } from "./revision.js";
@@ -80,7 +81,7 @@ export interface BundleReloaderOptions {
 export type ReloadResult = "swapped" | "unchanged" | "refused" | "unavailable";
 
 export class BundleReloader {
-  private active: { engine: PolicyEngine; sha256: string } | undefined;
+  private active: { engine: PolicyEngine; sha256: string; toolPins: ToolPinsFromData } | undefined;
   private readonly opts: BundleReloaderOptions;
   private readonly isUrl: boolean;
   private statSig = "";
@@ -120,6 +121,11 @@ export class BundleReloader {
 
   get revision(): string {
     return this.active?.engine.revision ?? "";
+  }
+
+  /** Tool pins the active bundle's data names (tool-pins.ts); none before the first bundle. */
+  get toolPins(): ToolPinsFromData {
+    return this.active?.toolPins ?? NO_DATA_PINS;
   }
 
   /**
@@ -210,8 +216,10 @@ export class BundleReloader {
     }
 
     let engine: PolicyEngine;
+    let toolPins: ToolPinsFromData;
     try {
       const bundle = parseBundle(bytes, this.opts.source, this.opts.verification);
+      toolPins = toolPinsOf(bundle.data, this.opts.source);
       // After verification (an unsigned or tampered bundle keeps its own code), before compiling.
       this.refuseRollback(bundle.revision);
       engine = await (this.opts.createEngine ?? ((b) => WasmPolicyEngine.create(b)))(bundle);
@@ -229,7 +237,7 @@ export class BundleReloader {
     const from = this.revision;
     const previous = this.active;
     // The swap: one assignment. Decisions already running finish on the engine they read.
-    this.active = { engine, sha256 };
+    this.active = { engine, sha256, toolPins };
     // Remember what stopped serving (not the empty "before the first bundle", not a same-revision swap).
     if (previous !== undefined && previous.engine.revision !== engine.revision) this.history.record(previous.engine.revision);
     this.refusedSha = undefined;

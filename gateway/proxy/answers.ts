@@ -18,7 +18,7 @@ const DECISION_META_KEY = "dev.portcullis/decision";
 /** `_meta` key of the approval a held call waits on: `{approval_id, expires_at}`. */
 export const APPROVAL_META_KEY = "dev.portcullis/approval";
 /** Refusals of a `tools/call` that the model should read as a tool result (it can adapt or wait). */
-const TOOL_RESULT_CODES = new Set(["denied", "tool_drifted", "approval_required", "rate_limited", "ratelimit_unavailable", "upstream_busy"]);
+const TOOL_RESULT_CODES = new Set(["denied", "tool_drifted", "tool_name_collision", "approval_required", "rate_limited", "ratelimit_unavailable", "upstream_busy"]);
 
 export interface AnswerContext {
   id: JsonRpcId | null;
@@ -40,7 +40,7 @@ export function refusalAnswer(refusal: Refusal, ctx: AnswerContext): Answer {
     const outcome = entry.outcome;
     const meta: Record<string, unknown> = { [DECISION_META_KEY]: { decision_id: ctx.decisionId, outcome } };
     if (refusal.code === "approval_required") meta[APPROVAL_META_KEY] = refusal.data;
-    else if (refusal.code !== "denied" && refusal.code !== "tool_drifted") meta[RATE_LIMIT_META_KEY] = refusal.data;
+    else if (refusal.code !== "denied" && refusal.code !== "tool_drifted" && refusal.code !== "tool_name_collision") meta[RATE_LIMIT_META_KEY] = refusal.data;
     const message = rpcResult(ctx.id, { content: [{ type: "text", text: refusal.message }], isError: true, _meta: meta });
     return headers ? { kind: "rpc", status: 200, message, headers } : { kind: "rpc", status: 200, message };
   }

@@ -61,6 +61,8 @@ export const ERRORS = {
   approval_required: inBand(RpcCode.InvalidParams, "denied", "This call needs a human approval"),
   // Tool integrity (contract 7): the tool's definition differs from the one pinned for it.
   tool_drifted: inBand(RpcCode.InvalidParams, "denied", "This tool's definition changed since it was approved; an operator must approve it before it can be called"),
+  // Tool integrity (contract 7): the upstream lists another tool under this name (or one equal once normalised).
+  tool_name_collision: inBand(RpcCode.InvalidParams, "denied", "This tool's name collides with another tool's on this server; neither can be called"),
   insufficient_scope: { status: 403, rpc: RpcCode.InvalidRequest, outcome: "denied", message: "Forbidden: insufficient scope", inBand: false },
   // ---- limits (outcome rate_limited)
   rate_limited: inBand(RpcCode.InternalError, "rate_limited", "Rate limit exceeded"),

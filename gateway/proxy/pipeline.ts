@@ -524,6 +524,11 @@ export class McpEndpoint {
     if (decided.decision.allow && (shaped.kind !== "tool_call" || tool !== null)) {
       // Allowed by policy: the tool must still be the one that was approved (a rug pull is refused).
       if (tool && this.deps.pinning) {
+        const collision = x.session?.refusedTools?.get(tool.name);
+        if (collision !== undefined) {
+          x.record.fail("tool_name_collision", `${tool.name}: ${collision}`);
+          throw new Refusal("tool_name_collision");
+        }
         const verdict = await this.deps.pinning.tool(x.server, tool);
         if (verdict.state === "drifted") {
           x.record.fail("tool_drifted", `${tool.name} (pinned ${verdict.pinnedDigest}, now ${verdict.digest}): ${verdict.changes}`);
@@ -819,6 +824,7 @@ export class McpEndpoint {
     // Pinning: a drifted tool, or one whose name collides with another's, is not shown.
     const tools = list.field === "tools" ? items.filter((i): i is ToolDefinition => isObject(i) && typeof i.name === "string") : [];
     const pinned = this.deps.pinning && tools.length > 0 ? await this.deps.pinning.listing(server, tools) : null;
+    if (pinned) session.refusedTools = shaped.forwardParams?.cursor === undefined || !session.refusedTools ? pinned.refused : new Map([...session.refusedTools, ...pinned.refused]);
     const integrity: string[] = [];
     const policy = this.deps.policy();
     const visible: Record<string, unknown>[] = [];
@@ -1147,6 +1153,7 @@ export class McpEndpoint {
         lastSeenMs: session.lastSeenMs,
         catalog: null,
         catalogFetchedMs: 0,
+        refusedTools: null,
         closeStream: null,
         pendingInit: upstream.pendingInits.get(member) ?? null,
         starting: null,
@@ -1511,7 +1518,7 @@ export class McpEndpoint {
     const refusal = toRefusal(err, (e) => this.deps.log("error", "request failed", { server: x.server, method: x.shaped?.method, error: String(e) }));
     x.outcome = refusal.entry.outcome;
     // Denials are the policy's answer, not a failure; everything else names its code in the event.
-    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool" && refusal.code !== "tool_drifted" && refusal.code !== "approval_required") {
+    if (refusal.code !== "denied" && refusal.code !== "method_denied" && refusal.code !== "unknown_tool" && refusal.code !== "tool_drifted" && refusal.code !== "tool_name_collision" && refusal.code !== "approval_required") {
       x.record.fail(refusal.code === "upstream_failed" ? String(refusal.data?.code ?? refusal.code) : refusal.code, refusal.message);
     }
     const m = x.message;
@@ -1711,6 +1718,9 @@ export class McpEndpoint {
     if (known) return known;
     if (s.catalog && this.deps.clock.now() - s.catalogFetchedMs < CATALOG_REFRESH_MS) return null;
     const tools = await this.listAll(s, "tools/list", "tools");
+    // What a listing would refuse (colliding names) is refused on call as well.
+    const defs = tools.filter((i): i is ToolDefinition => isObject(i) && typeof i.name === "string");
+    if (this.deps.pinning && defs.length > 0) s.refusedTools = (await this.deps.pinning.listing(s.server, defs)).refused;
     this.rememberTools(s, tools, true);
     return s.catalog?.get(name) ?? null;
   }

@@ -68,6 +68,8 @@ export interface GatewaySession {
   /** Tool definitions last listed by the upstream (policy input `tool`): this replica's cache. */
   catalog: Map<string, ToolDefinition> | null;
   catalogFetchedMs: number;
+  /** Tool names the last listing refused (two tools of one name, or names equal once normalised): calls to them are refused too. */
+  refusedTools: ReadonlyMap<string, string> | null;
   /** Closes the server→client stream, if one is open on this replica. */
   closeStream: (() => void) | null;
   /**
@@ -230,6 +232,7 @@ export class SessionStore {
       lastSeenMs: now,
       catalog: null,
       catalogFetchedMs: 0,
+      refusedTools: null,
       closeStream: null,
       pendingInit: null,
       starting: null,
@@ -315,6 +318,7 @@ export class SessionStore {
       lastSeenMs: this.opts.now(),
       catalog: null,
       catalogFetchedMs: 0,
+      refusedTools: null,
       closeStream: null,
       pendingInit,
       starting: null,

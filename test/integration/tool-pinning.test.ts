@@ -4,6 +4,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { startRugPullServer, type RugPullServer } from "../fixtures/rug-pull-server.js";
 import { runPortcullis, showRun } from "../support/cli.js";
 import { startGatewayFor } from "../support/stack.js";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pinOf } from "../../gateway/integrity/index.js";
+import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir } from "../support/bundles.js";
 
 type Gateway = Awaited<ReturnType<typeof startGatewayFor>>;
 
@@ -79,5 +83,66 @@ describe("tool pinning: a tool that changes after it was trusted is hidden and r
     const list = g.auditEvents().filter((ev) => ev.mcp.method === "tools/list").at(-1)!;
     assert.equal(list.error?.code, "tool_name_collision");
     assert.match(list.error?.message ?? "", /collide/);
+    // Calling either name is refused as well, not only hiding it: nothing reaches the upstream.
+    const refused = await call();
+    assert.equal(refused.isError, true);
+    assert.match(JSON.stringify(refused.content), /collides with another tool/);
+    const event = lastCall();
+    assert.equal(event.outcome, "denied");
+    assert.equal(event.error?.code, "tool_name_collision");
+    assert.equal(event.latency_ms.upstream, null, "not forwarded");
+  });
+});
+
+describe("tool pinning: a digest named in policy data is the pin (pinnedBy policy_data)", function () {
+  this.timeout(120_000);
+  let rug: RugPullServer;
+  let g: Gateway;
+  let client: Client;
+
+  before(async () => {
+    rug = await startRugPullServer();
+    // The digest of get_weather as the rug server lists it now (phase 0), computed as the gateway does.
+    const direct = new Client({ name: "direct", version: "1" });
+    await direct.connect(new StreamableHTTPClientTransport(new URL(rug.url)));
+    const listed = (await direct.listTools()).tools[0]!;
+    await direct.close();
+    const digest = pinOf("rug", listed, "policy_data", 0).digest;
+    // A bundle of the starter policy whose data pins it, built and signed by the real opa.
+    const dir = await makeTempDir("pc-datapins-");
+    cpSync(defaultPolicyDir(), join(dir, "policies"), { recursive: true });
+    const dataFile = join(dir, "policies", "data.json");
+    const data = JSON.parse(readFileSync(dataFile, "utf8")) as { portcullis: Record<string, unknown> };
+    data.portcullis.tool_pins = { rug: { get_weather: digest } };
+    writeFileSync(dataFile, JSON.stringify(data));
+    const keys = generateKeyPair("rsa");
+    const bundle = join(dir, "bundle.tar.gz");
+    await buildSignedBundle({ policyDir: join(dir, "policies"), outFile: bundle, privateKeyPem: keys.privateKeyPem, algorithm: "RS256", revision: "datapins-1" });
+    writeFileSync(join(dir, "pub.pem"), keys.publicKeyPem);
+    // The description changes before the gateway ever saw the tool: first sight must not pin it.
+    rug.phase(1);
+    g = await startGatewayFor({ rug: { url: rug.url } }, { policy: { bundle, verificationKey: join(dir, "pub.pem") } });
+    client = new Client({ name: "pinning-test", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(g.url("rug")), { requestInit: { headers: { Authorization: `Bearer ${g.token("root", ["admin"])}` } } }));
+  });
+  after(async () => {
+    await client?.close().catch(() => undefined);
+    await g?.close();
+    await rug?.close();
+  });
+
+  it("a definition other than the one policy data pins is hidden and refused even on first sight", async () => {
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), []);
+    const refused = await client.callTool({ name: "get_weather", arguments: { city: "Oslo" } });
+    assert.equal(refused.isError, true);
+    const event = g.auditEvents().filter((e) => e.mcp.method === "tools/call").at(-1)!;
+    assert.equal(event.error?.code, "tool_drifted");
+    assert.match(event.error?.message ?? "", /policy data/);
+  });
+
+  it("the definition whose digest the data names is served", async () => {
+    rug.phase(0);
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ["get_weather"]);
+    assert.deepEqual((await client.callTool({ name: "get_weather", arguments: { city: "Oslo" } })).content, [{ type: "text", text: "sunny in Oslo" }]);
   });
 });
