@@ -39,7 +39,9 @@ describe("development issuer", () => {
       assert.equal(await readFile(join(dir, "dev-issuer.pub.pem"), "utf8"), first.publicKeyPem);
     });
 
-    it("agrees with itself when two callers race on first use", async () => {
+    it("agrees with itself when two callers race on first use", async function () {
+      // Three RSA key generations at once: seconds on a loaded 2-core machine (not a timing test).
+      this.timeout(30_000);
       const dir = join(root, "keys-race");
       const results = await Promise.all([ensureDevKeys(dir), ensureDevKeys(dir), ensureDevKeys(dir)]);
       assert.equal(new Set(results.map((r) => r.kid)).size, 1);
