@@ -16,6 +16,7 @@ import { TopicCheck, TopicMissingError } from "./kafka-topic-check.js";
 import { estimatedBatchBytes, fittingCount, probeTopicLimit, type TopicMessageLimit } from "./kafka-topic-limit.js";
 import { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
 import { DeadLetterFile, deadLetterLine } from "./outbox-dead-letter.js";
+import type { EncodedEvent } from "./jsonl.js";
 import type { AuditEvent, AuditSink, SinkCloseReport } from "./types.js";
 import type { KafkaSecurityOptions } from "./kafka-security.js";
 
@@ -218,11 +219,12 @@ export class KafkaSink implements AuditSink {
     }
   }
 
-  write(event: AuditEvent): Promise<void> {
+  write(event: AuditEvent, encoded?: EncodedEvent): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.name}: sink is closed`));
     let msg: OutboundMessage;
     try {
-      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value: this.opts.encode ? this.opts.encode(event) : JSON.stringify(event) };
+      const value = this.opts.encode ? this.opts.encode(event) : (encoded?.json ?? JSON.stringify(event));
+      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value };
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
