@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { AuditChain } from "./chain.js";
+import { EncodedEvent } from "./jsonl.js";
 import { stderrAuditLogger, type AuditLogger } from "./logger.js";
 import { RefusalFolder, type RefusalFoldingOptions } from "./refusal-folding.js";
 import type { AuditEvent, AuditSink } from "./types.js";
@@ -121,7 +122,9 @@ export class AuditLog {
     // The chain is assigned here, synchronously and before any sink sees the event: this is the
     // single point every event passes in write order (docs/audit.md "Integrity").
     const event = this.chain.seal(unchained);
-    const results = await Promise.allSettled(this.sinks.map((s) => s.write(event)));
+    // Encoded once for every sink that writes JSON (file line, Kafka value, outbox record).
+    const encoded = new EncodedEvent(event);
+    const results = await Promise.allSettled(this.sinks.map((s) => s.write(event, encoded)));
     const failures: Array<{ sink: string; error: Error }> = [];
     results.forEach((r, i) => {
       const sink = this.sinks[i] as AuditSink;

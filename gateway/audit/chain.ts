@@ -55,7 +55,8 @@ export class AuditChain {
   seal(event: UnchainedAuditEvent): AuditEvent {
     const seq = this.seq + 1;
     const link = { epoch: this.epoch, seq, prev: this.prev };
-    const hash = chainHash({ ...event, chain: link });
+    // chainHash's input without its copies: `link` holds none of the fields the hash leaves out.
+    const hash = createHash("sha256").update(canonicalJsonOfValue({ ...event, chain: link }), "utf8").digest("hex");
     const chain: AuditChainFields = { ...link, hash };
     if (this.key && seq % this.every === 0) {
       chain.signature = signCheckpoint(hash, this.key);

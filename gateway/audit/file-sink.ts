@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import { dirname } from "node:path";
 import { systemClock, type Clock } from "../shared/clock.js";
-import { jsonLine } from "./jsonl.js";
+import { jsonLine, type EncodedEvent } from "./jsonl.js";
 import { stderrAuditLogger, type AuditLogger } from "./logger.js";
 import type { AuditEvent, AuditSink } from "./types.js";
 
@@ -117,11 +117,11 @@ export class JsonlFileSink implements AuditSink {
     this.name = `file:${path}`;
   }
 
-  write(event: AuditEvent): Promise<void> {
+  write(event: AuditEvent, encoded?: EncodedEvent): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.name}: sink is closed`));
     let line: string;
     try {
-      line = `${jsonLine(event)}\n`;
+      line = `${encoded ? encoded.line : jsonLine(event)}\n`;
     } catch (err) {
       return Promise.reject(asError(err));
     }

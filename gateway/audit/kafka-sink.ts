@@ -16,6 +16,7 @@ import { TopicCheck, TopicMissingError } from "./kafka-topic-check.js";
 import { estimatedBatchBytes, fittingCount, probeTopicLimit, type TopicMessageLimit } from "./kafka-topic-limit.js";
 import { stderrAuditLogger, type AuditLogger, type AuditLogLevel } from "./logger.js";
 import { DeadLetterFile, deadLetterLine } from "./outbox-dead-letter.js";
+import type { EncodedEvent } from "./jsonl.js";
 import type { AuditEvent, AuditSink, SinkCloseReport } from "./types.js";
 import type { KafkaSecurityOptions } from "./kafka-security.js";
 
@@ -37,6 +38,13 @@ export interface KafkaSinkOptions {
   maxBatch?: number;
   /** Bytes of keys and values per produce request (default 900 000, under the broker's 1 MiB). */
   maxBatchBytes?: number;
+  /**
+   * A batch that is not full waits until this long after the previous send started (default
+   * 50 ms; 0: never waits), so events that trickle in share a produce request instead of paying
+   * one each. A full batch, the first event after a quiet spell and a closing sink never wait.
+   * Delays delivery to Kafka only: an event is durable in the backlog before the agent's answer.
+   */
+  lingerMs?: number;
   logger?: AuditLogger;
   /** Where accepted events wait for the sender (default in memory; the outbox replaces it). */
   backlog?: AuditBacklog;
@@ -123,6 +131,9 @@ export class KafkaSink implements AuditSink {
   private readonly log: AuditLogger;
   private readonly maxBatch: number;
   private readonly maxBatchBytes: number;
+  private readonly lingerMs: number;
+  /** performance.now() when the last batch was handed to the producer (the linger counts from it). */
+  private lastSendAt = Number.NEGATIVE_INFINITY;
   private readonly backoff: { initialMs: number; maxMs: number };
 
   private producer: KafkaProducerLike | null = null;
@@ -153,6 +164,7 @@ export class KafkaSink implements AuditSink {
     this.backlog = opts.backlog ?? new MemoryBacklog();
     this.maxBatch = opts.maxBatch ?? 500;
     this.maxBatchBytes = opts.maxBatchBytes ?? 900_000;
+    this.lingerMs = Math.max(0, opts.lingerMs ?? DEFAULT_LINGER_MS);
     this.backoff = opts.backoff ?? { initialMs: 300, maxMs: 30_000 };
     this.client = opts.client ?? this.buildClient();
     this.deadLetter = opts.deadLetterFile ? new DeadLetterFile(opts.deadLetterFile) : null;
@@ -207,11 +219,12 @@ export class KafkaSink implements AuditSink {
     }
   }
 
-  write(event: AuditEvent): Promise<void> {
+  write(event: AuditEvent, encoded?: EncodedEvent): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.name}: sink is closed`));
     let msg: OutboundMessage;
     try {
-      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value: this.opts.encode ? this.opts.encode(event) : JSON.stringify(event) };
+      const value = this.opts.encode ? this.opts.encode(event) : (encoded?.json ?? JSON.stringify(event));
+      msg = { decisionId: event.decision_id, key: event.agent.sub ?? "anonymous", value };
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -284,6 +297,7 @@ export class KafkaSink implements AuditSink {
         await this.backlog.whenNonEmpty(this.closing.signal);
         continue;
       }
+      await this.linger();
       // Each batch starts its own clock: a backlog that drains batch after batch shows no lag.
       this.deliveringSince = this.now();
       const peeked = await this.backlog.peek(this.maxBatch, this.maxBatchBytes);
@@ -312,6 +326,19 @@ export class KafkaSink implements AuditSink {
         this.log("warn", "audit: Kafka refused a batch for its size; later batches are cut smaller", { batchLimitBytes: this.learnedBatchLimit });
       }
     }
+  }
+
+  /**
+   * Waits, when the batch would not be full, until `lingerMs` after the previous send: at one
+   * call in flight every event would otherwise be a produce request of its own, and a request
+   * costs the gateway about as much CPU as the call it records. One timer per batch, none per event.
+   */
+  private async linger(): Promise<void> {
+    if (this.lingerMs === 0 || this.backlog.size >= this.maxBatch || this.closing.signal.aborted) return;
+    const waitMs = this.lastSendAt + this.lingerMs - performance.now();
+    if (waitMs <= 0) return;
+    // A close ends the wait at once: it drains what is queued without lingering.
+    await sleep(waitMs, undefined, { signal: this.closing.signal, ref: false }).catch(() => undefined);
   }
 
   private batchLimit(): number {
@@ -397,6 +424,7 @@ export class KafkaSink implements AuditSink {
       try {
         const producer = await this.ready();
         sending = true;
+        this.lastSendAt = performance.now();
         await producer.send({ topic: this.opts.topic, acks: -1, timeout: 30_000, messages });
         this.tracker.reached();
         this.tracker.topicPresent();
@@ -528,6 +556,9 @@ function kafkajsLevel(entry: LogEntry): AuditLogLevel {
   if (entry.level > logLevel.WARN) return "debug";
   return entry.namespace === "Connection" || entry.namespace === "BrokerPool" ? "debug" : "warn";
 }
+
+/** KafkaSinkOptions.lingerMs: at most this much later on Kafka; 20 events per request at 400 calls/s. */
+const DEFAULT_LINGER_MS = 50;
 
 /** health() checks the topic itself when the brokers have not been heard from for this long (an idle sender asks nothing). */
 const HEALTH_FRESH_MS = 5_000;

@@ -20,10 +20,20 @@ export interface OutboxRecord {
 
 const NL = 0x0a;
 
+/** Bytes before the body: the checksum's 8 hex digits and a space. */
+const HEAD = 9;
+
 export function encodeRecord(r: OutboxRecord): Buffer {
-  const body = Buffer.from(`${JSON.stringify([r.seq, r.time, r.msg.decisionId, r.msg.key])}\t${r.msg.value}`);
-  const head = Buffer.from(`${crc32(body).toString(16).padStart(8, "0")} `);
-  return Buffer.concat([head, body, Buffer.from([NL])]);
+  // One allocation, the value encoded straight into it (it is most of the record).
+  const header = `${JSON.stringify([r.seq, r.time, r.msg.decisionId, r.msg.key])}\t`;
+  const headerBytes = Buffer.byteLength(header, "utf8");
+  const buf = Buffer.allocUnsafe(HEAD + headerBytes + Buffer.byteLength(r.msg.value, "utf8") + 1);
+  buf.write(header, HEAD, "utf8");
+  buf.write(r.msg.value, HEAD + headerBytes, "utf8");
+  buf[buf.length - 1] = NL;
+  buf.write(crc32(buf.subarray(HEAD, buf.length - 1)).toString(16).padStart(8, "0"), 0, "latin1");
+  buf[HEAD - 1] = 0x20;
+  return buf;
 }
 
 export interface DecodedRecord extends OutboxRecord {

@@ -110,10 +110,16 @@ export interface AuditChainFields {
   key_id?: string;
 }
 
+import type { EncodedEvent } from "./jsonl.js";
+
 /** Where events go. `write` resolves once the event is as durable as the sink makes it. */
 export interface AuditSink {
   readonly name: string;
-  write(event: AuditEvent): Promise<void>;
+  /**
+   * `encoded` is the event's JSON as AuditLog encoded it once for every sink (absent when a
+   * caller writes to the sink directly); a sink that writes JSON uses it instead of encoding again.
+   */
+  write(event: AuditEvent, encoded?: EncodedEvent): Promise<void>;
   /**
    * Flushes what is buffered and releases resources. A sink that can give up on events (a
    * deadline passed with events still queued) reports how many it did not deliver.

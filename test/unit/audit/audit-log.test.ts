@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { AuditLog, type AuditEvent, type AuditLogger, type AuditSink } from "../../../gateway/audit/index.js";
 import { AuditWriteError } from "../../../gateway/audit/audit-log.js";
+import { jsonLine, type EncodedEvent } from "../../../gateway/audit/jsonl.js";
 import { sampleEvent } from "./helpers.js";
 
 class MemorySink implements AuditSink {
@@ -50,6 +51,20 @@ describe("AuditLog", () => {
     assert.equal(b.events[1]?.chain?.prev, chain?.hash);
     assert.equal(b.events.length, 2);
     assert.deepEqual(log.stats(), { a: { written: 2, failed: 0 }, b: { written: 2, failed: 0 } });
+  });
+
+  it("hands every sink the one encoding of the sealed event: JSON.stringify for Kafka, the escaped line for files", async () => {
+    const seen: Array<{ event: AuditEvent; encoded: EncodedEvent | undefined }> = [];
+    const capture = (name: string): AuditSink => ({ name, write: async (event, encoded) => void seen.push({ event, encoded }), close: async () => undefined });
+    const log = new AuditLog([capture("a"), capture("b")], { logger: () => undefined });
+    const event = { ...sampleEvent(), error: { code: "x", message: "line\u2028break" } };
+    await log.record(event);
+    const [a, b] = seen;
+    assert.ok(a?.encoded && a.encoded === b?.encoded, "one encoding shared by both sinks");
+    assert.equal(a.encoded.json, JSON.stringify(a.event));
+    assert.equal(a.encoded.line, jsonLine(a.event));
+    assert.notEqual(a.encoded.line, a.encoded.json);
+    assert.deepEqual(JSON.parse(a.encoded.line), JSON.parse(a.encoded.json));
   });
 
   it("rejects with the failed sink named, logs it, and still writes to the healthy sink", async () => {

@@ -66,6 +66,44 @@ describe("KafkaSink (fake kafkajs client)", () => {
     );
   });
 
+  it("lingers: events that trickle in share one send, the first after a quiet spell and a close do not wait", async () => {
+    const kafka = new FakeKafka();
+    const s = sink(kafka, { lingerMs: 300 });
+    await s.start();
+    const ids = sequentialIds("ev");
+    const t0 = performance.now();
+    await s.write(sampleEvent(ids));
+    await until(() => s.stats().sent === 1);
+    assert.ok(performance.now() - t0 < 250, "the first event after a quiet spell goes at once");
+    // Three more, one by one, each durable in the backlog before the next: one request for all.
+    for (let i = 0; i < 3; i++) {
+      await s.write(sampleEvent(ids));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(s.stats().sent, 1, "a partial batch waits out the linger");
+    await until(() => s.stats().sent === 4, 2000);
+    assert.deepEqual(kafka.sends.map((x) => x.record.messages.length), [1, 3]);
+    // A close drains at once instead of lingering.
+    await s.write(sampleEvent(ids));
+    const closing = performance.now();
+    const report = await s.close();
+    assert.deepEqual(report, { sent: 5, remaining: 0 });
+    assert.ok(performance.now() - closing < 250, "close does not wait out the linger");
+  });
+
+  it("sends a full batch without lingering", async () => {
+    const kafka = new FakeKafka();
+    const s = sink(kafka, { lingerMs: 10_000, maxBatch: 4 });
+    await s.start();
+    const ids = sequentialIds("ev");
+    await s.write(sampleEvent(ids));
+    await until(() => s.stats().sent === 1);
+    await Promise.all(Array.from({ length: 4 }, () => s.write(sampleEvent(ids))));
+    await until(() => s.stats().sent === 5, 1000);
+    assert.deepEqual(kafka.sends.map((x) => x.record.messages.length), [1, 4]);
+    await s.close();
+  });
+
   it("keeps exactly one send in flight and batches what queued meanwhile", async () => {
     const kafka = new FakeKafka();
     const s = sink(kafka, { maxBatch: 50 });
