@@ -171,7 +171,7 @@ export class DirectEvaluator {
     if (value === 0) return undefined; // the per-call parse fails the same way and fails closed
     const end = abi.opa_heap_ptr_get();
     this.top = end;
-    return { value, start, copy: this.bytes().slice(start, end) };
+    return { value, start, copy: Buffer.from(this.bytes().subarray(start, end)) }; // a copy: Buffer#slice would be a view
   }
 
   private pinPaths(): void {
