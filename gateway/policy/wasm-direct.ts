@@ -37,6 +37,8 @@ export class DirectEvaluator {
   private resetCount = 0;
   private agentPath!: Pin;
   private toolPath!: Pin;
+  /** Both paths, pinned one after the other: checked with one comparison. */
+  private paths!: Pin;
   private view: Buffer;
 
   private constructor(
@@ -180,6 +182,7 @@ export class DirectEvaluator {
     if (agent === undefined || tool === undefined) throw new Error("cannot parse a path in wasm");
     this.agentPath = agent;
     this.toolPath = tool;
+    this.paths = { value: 0, start: agent.start, copy: Buffer.concat([agent.copy, tool.copy]) };
   }
 
   /** Empties the pinned region (its budget is reached); views are pinned again when next used. */
@@ -192,8 +195,7 @@ export class DirectEvaluator {
 
   private verify(pinned: Pins): void {
     if (pinned === NO_PINS) return;
-    this.check(this.agentPath);
-    this.check(this.toolPath);
+    this.check(this.paths);
     if (pinned.agent !== undefined) this.check(pinned.agent);
     if (pinned.tool !== undefined) this.check(pinned.tool);
   }
