@@ -8,9 +8,11 @@ import { createHostBuiltins, DecisionTime, type HostBuiltin } from "./builtins.j
 import { DECISION_ENTRYPOINT, RESULT_ENTRYPOINT } from "./bundle.js";
 import { failure, toDecision, type ConvertedDecision } from "./decision.js";
 import { BundleError } from "./errors.js";
+import { itemInput } from "./list.js";
 import { noResultPolicy, resultFailure, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
 import { serializeInput } from "./serialize.js";
-import type { DecisionOutcome, PolicyEngine, PolicyInput, ResultDecisionOutcome } from "./types.js";
+import type { DecisionOutcome, PolicyEngine, PolicyInput, PolicyListItem, ResultDecisionOutcome } from "./types.js";
+import { DirectEvaluator, listing, PinnedValueChanged, type Listing } from "./wasm-direct.js";
 
 // The ESM entry exports only loadPolicy; the synchronous loader (needed to rebuild an instance
 // inside decide(), which is synchronous) exists only on the CommonJS entry.
@@ -39,9 +41,24 @@ export interface WasmPolicyEngineOptions {
   clock?: Pick<Clock, "monotonicNs">;
   /** Wall time for time.now_ns() when an input carries no request.time (normally it does). */
   wallClock?: Pick<Clock, "now">;
+  /**
+   * "direct" (default): through the module's own exports, the agent and tool views parsed once
+   * and pinned in wasm memory (wasm-direct.ts). "sdk": the SDK's evaluate, the reference path,
+   * kept for the bench and the equivalence tests. A module that lacks an export "direct" needs
+   * is evaluated with the SDK whatever this says.
+   */
+  evaluation?: EvaluationPath;
+  /** Bytes the pinned views may take before they are dropped and pinned afresh (default 8 MiB, at most an eighth of `memory.maximum`). */
+  pinnedBudgetBytes?: number;
 }
 
+export type EvaluationPath = "direct" | "sdk";
+
 const DEFAULT_MEMORY: WasmMemoryLimits = { initial: 5, maximum: 2048 }; // 320 KiB, capped at 128 MiB
+const DEFAULT_PINNED_BUDGET = 8 * 1024 * 1024;
+const WASM_PAGE = 65_536;
+/** After this many pinned values found changed, the engine stops pinning (each one cost a rebuild). */
+const MAX_PIN_CHANGES = 3;
 const defaultClock = { monotonicNs: () => process.hrtime.bigint() };
 
 /**
@@ -59,7 +76,11 @@ export class WasmPolicyEngine implements PolicyEngine {
   /** The module exports mcp/authz/result: results are decided by decideResult. */
   readonly hasResultPolicy: boolean;
   private policy: LoadedPolicy | undefined;
+  /** The direct path on `policy`; undefined on the SDK path. */
+  private direct: DirectEvaluator | undefined;
   private rebuildCount = 0;
+  private pinChangeCount = 0;
+  private readonly pinnedBudget: number;
   // time.now_ns() and the other host builtins (builtins.ts); begin() is called per decision.
   private readonly time: DecisionTime;
   private readonly builtins: Record<string, HostBuiltin>;
@@ -71,12 +92,16 @@ export class WasmPolicyEngine implements PolicyEngine {
     private readonly clock: Pick<Clock, "monotonicNs">,
     policy: LoadedPolicy,
     hostBuiltins: { time: DecisionTime; builtins: Record<string, HostBuiltin> },
+    private readonly path: EvaluationPath,
+    pinnedBudgetBytes: number | undefined,
   ) {
     this.revision = bundle.revision;
     this.hasResultPolicy = exportsEntrypoint(policy, RESULT_ENTRYPOINT);
-    this.policy = policy;
     this.time = hostBuiltins.time;
     this.builtins = hostBuiltins.builtins;
+    const cap = (memory.maximum ?? 65_536) * WASM_PAGE;
+    this.pinnedBudget = Math.min(pinnedBudgetBytes ?? DEFAULT_PINNED_BUDGET, Math.floor(cap / 8));
+    this.install(policy);
   }
 
   /** create compiles the bundle's module, instantiates it and loads the bundle data. */
@@ -98,21 +123,74 @@ export class WasmPolicyEngine implements PolicyEngine {
       });
     }
     checkEntrypoints(policy, bundle);
-    return new WasmPolicyEngine(bundle, module, memory, opts.clock ?? defaultClock, policy, { time, builtins });
+    return new WasmPolicyEngine(bundle, module, memory, opts.clock ?? defaultClock, policy, { time, builtins }, opts.evaluation ?? "direct", opts.pinnedBudgetBytes);
+  }
+
+  /** The path decisions take: "sdk" when asked for, or when the module lacks what "direct" needs. */
+  get evaluation(): EvaluationPath {
+    return this.direct === undefined && this.policy !== undefined ? "sdk" : this.path;
+  }
+
+  /** How often a pinned value was found changed after an evaluation (each cost a rebuild and an unpinned re-evaluation). */
+  get pinChanges(): number {
+    return this.pinChangeCount;
   }
 
   decide(input: PolicyInput): DecisionOutcome {
     const start = this.clock.monotonicNs();
+    let evaluated: Evaluated;
+    try {
+      evaluated = { resultSet: this.evaluate(input, DECISION_ENTRYPOINT) };
+    } catch (error) {
+      evaluated = { error };
+    }
+    return this.decisionOutcome(evaluated, start);
+  }
+
+  /**
+   * decideItems decides every item of a listing: item i's outcome is what
+   * `decide(itemInput(base, items[i]))` returns. On the direct path the shared part of the input
+   * is serialised once and the agent parsed once for the whole listing; each item is still its
+   * own evaluation (a signed bundle cannot gain an entrypoint that loops over a list), and an
+   * item whose evaluation fails is denied on its own (fail closed) while the others go on.
+   * Nothing is memoised: see docs/policy-authoring.md, "Lists".
+   */
+  decideItems(base: PolicyInput, items: readonly PolicyListItem[]): DecisionOutcome[] {
+    if (this.direct === undefined) return items.map((item) => this.decide(itemInput(base, item)));
+    const outcomes: DecisionOutcome[] = [];
+    let prepared: Listing;
+    try {
+      prepared = listing(base);
+    } catch (error) {
+      for (let i = 0; i < items.length; i++) outcomes.push(this.decisionOutcome({ error }, this.clock.monotonicNs()));
+      return outcomes;
+    }
+    this.time.begin(base); // one request, one time, for every item
+    for (const item of items) {
+      const start = this.clock.monotonicNs();
+      let evaluated: Evaluated;
+      try {
+        evaluated = { resultSet: this.evaluateDirect(DECISION_ENTRYPOINT, (direct, id, pin) => direct.evaluateItem(id, prepared, item, pin)) };
+      } catch (error) {
+        evaluated = { error };
+      }
+      outcomes.push(this.decisionOutcome(evaluated, start));
+    }
+    return outcomes;
+  }
+
+  /** The outcome of one evaluation; rebuilds the instance after a failure that may have left it inconsistent. */
+  private decisionOutcome(evaluated: Evaluated, start: bigint): DecisionOutcome {
     let raw: unknown;
     let converted: ConvertedDecision;
-    try {
-      const value = resultSetValue(this.evaluate(input, DECISION_ENTRYPOINT));
+    if ("resultSet" in evaluated) {
+      const value = resultSetValue(evaluated.resultSet);
       raw = value.ok ? value.value : value.resultSet;
       converted = value.ok ? toDecision(value.value) : failure("policy_malformed", "evaluation returned an unexpected result set");
-    } catch (err) {
-      if (needsRebuild(err)) this.rebuild();
+    } else {
+      if (needsRebuild(evaluated.error)) this.rebuild();
       raw = undefined;
-      converted = failure("policy_eval_error", errorText(err));
+      converted = failure("policy_eval_error", errorText(evaluated.error));
     }
     const elapsedNs = this.clock.monotonicNs() - start;
     const outcome: DecisionOutcome = {
@@ -158,31 +236,78 @@ export class WasmPolicyEngine implements PolicyEngine {
 
   private evaluate(input: PolicyInput, entrypoint: string, result?: Record<string, unknown>): unknown {
     // The SDK drops falsy input and stringifies Buffers as {"type":"Buffer",...}: only plain objects
-    // pass, and they go in pre-serialised as an ArrayBuffer (the one form the SDK takes as raw JSON).
+    // pass (on either path), and they go to the SDK pre-serialised as an ArrayBuffer (the one form
+    // it takes as raw JSON).
     if (input === null || typeof input !== "object" || Array.isArray(input) || ArrayBuffer.isView(input)) {
       throw new TypeError("policy input must be a plain object");
     }
-    const json = serializeInput(input, result);
     const policy = this.policy ?? this.rebuild();
     if (policy === undefined) throw new Error("the policy instance is unavailable after a failed rebuild");
     this.time.begin(input);
+    if (this.direct !== undefined) return this.evaluateDirect(entrypoint, (direct, id, pin) => direct.evaluate(id, input, result, pin));
     // By name, never by id: id 0 is merely the first -e given to opa build.
-    return policy.evaluate(json, entrypoint);
+    return policy.evaluate(serializeInput(input, result), entrypoint);
+  }
+
+  /**
+   * Runs `run` on the direct path. When a pinned value changed under the evaluation, its answer
+   * is not used: the instance is replaced and the input evaluated again with nothing pinned.
+   */
+  private evaluateDirect(entrypoint: string, run: (direct: DirectEvaluator, entrypointId: number, pin: boolean) => unknown): unknown {
+    const { direct, id } = this.directInstance(entrypoint);
+    try {
+      return run(direct, id, this.pinChangeCount < MAX_PIN_CHANGES);
+    } catch (err) {
+      if (!(err instanceof PinnedValueChanged)) throw err;
+      this.pinChangeCount++;
+      this.rebuild();
+      const fresh = this.directInstance(entrypoint);
+      return run(fresh.direct, fresh.id, false);
+    }
+  }
+
+  /** The direct path on a live instance (rebuilt if the last rebuild failed) and the entrypoint's id there. */
+  private directInstance(entrypoint: string): { direct: DirectEvaluator; id: number } {
+    if (this.policy === undefined) this.rebuild();
+    const policy = this.policy;
+    const direct = this.direct;
+    if (policy === undefined || direct === undefined) throw new Error("the policy instance is unavailable after a failed rebuild");
+    return { direct, id: entrypointId(policy, entrypoint) };
+  }
+
+  /** Makes `policy` the instance decisions run on, with the direct path attached when asked for. */
+  private install(policy: LoadedPolicy): void {
+    this.policy = policy;
+    this.direct = this.path === "direct" ? DirectEvaluator.attach(policy, { pinnedBudgetBytes: this.pinnedBudget }) : undefined;
   }
 
   /** Replaces the instance; on failure leaves none, so decisions deny until a rebuild succeeds. */
   private rebuild(): LoadedPolicy | undefined {
     this.policy = undefined;
+    this.direct = undefined;
     this.rebuildCount++;
     try {
       const policy = loadPolicySync(this.module, { ...this.memory }, this.builtins);
       policy.setData(this.bundle.data as object);
-      this.policy = policy;
+      this.install(policy);
     } catch {
       // Reported by the caller's deny; the next decide() tries again.
+      this.policy = undefined;
+      this.direct = undefined;
     }
     return this.policy;
   }
+}
+
+/** What one evaluation produced: the result set, or what it threw. */
+type Evaluated = { resultSet: unknown } | { error: unknown };
+
+/** The entrypoint's id, as the SDK's evaluate resolves a name (and with its error). */
+function entrypointId(policy: LoadedPolicy, name: string): number {
+  const entrypoints = policy.entrypoints as Record<string, unknown>;
+  const id = Object.hasOwn(entrypoints, name) ? entrypoints[name] : undefined;
+  if (typeof id !== "number") throw `entrypoint ${name} is not valid in this instance`;
+  return id;
 }
 
 /**

@@ -7,6 +7,7 @@ export type {
   PolicyAgent,
   PolicyEngine,
   PolicyInput,
+  PolicyListItem,
   PolicyRequest,
   PolicyTool,
   RateLimitSpec,
@@ -39,8 +40,10 @@ export { MAX_APPROVAL_TTL_SECONDS, toDecision, type ConvertedDecision } from "./
 // Policy over results (issue 11, part 4): mcp/authz/result, its converter and the redaction of a result.
 export { decideResultWith, noResultPolicy, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
 export { applyRedactions, RESULT_REDACTED, type AppliedRedaction, type RedactionOutcome, type UnresolvedRedaction } from "./redact.js";
-export { WasmPolicyEngine, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
+export { WasmPolicyEngine, type EvaluationPath, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
 export { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";
+// Lists decided in one pass (issue 13): the items, their inputs, and the call for any engine.
+export { decideItemsWith, itemInput, listItem } from "./list.js";
 export { createHostBuiltins, DecisionTime, HOST_BUILTIN_NAMES, type HostBuiltin } from "./builtins.js";
 export { admittedBuiltins, SDK_BUILTINS, WASM_NATIVE_BUILTINS } from "./capabilities.js";
 // Bundle lifecycle (issue 3): signing, hot reload, shadow evaluation, replay.

@@ -13,11 +13,7 @@ const jsonCache = new WeakMap<object, string>();
 const encoder = new TextEncoder();
 
 export function serializeInput(input: PolicyInput, result?: Record<string, unknown>): ArrayBuffer {
-  if (!isObject(input.agent) || !isObject(input.request) || !(input.tool === null || isObject(input.tool))) {
-    throw new TypeError("policy input needs agent and request objects and a tool object or null");
-  }
-  // mcp/authz/result's input is the decision input plus `result` (the tool's CallToolResult).
-  if (result !== undefined && !isObject(result)) throw new TypeError("the tool result must be an object");
+  checkInputShape(input, result);
   const text = `{"agent":${partJson(input.agent)},"request":${JSON.stringify(input.request)},"tool":${
     input.tool === null ? "null" : partJson(input.tool)
   }${result === undefined ? "" : `,"result":${JSON.stringify(result)}`}}`;
@@ -27,8 +23,17 @@ export function serializeInput(input: PolicyInput, result?: Record<string, unkno
   return buf;
 }
 
-/** Only frozen objects are cached: anything else may change between calls. */
-function partJson(value: object): string {
+/** The shape every evaluation path requires (the SDK would mangle anything else). */
+export function checkInputShape(input: PolicyInput, result?: Record<string, unknown>): void {
+  if (!isObject(input.agent) || !isObject(input.request) || !(input.tool === null || isObject(input.tool))) {
+    throw new TypeError("policy input needs agent and request objects and a tool object or null");
+  }
+  // mcp/authz/result's input is the decision input plus `result` (the tool's CallToolResult).
+  if (result !== undefined && !isObject(result)) throw new TypeError("the tool result must be an object");
+}
+
+/** A part's JSON; only frozen objects are cached: anything else may change between calls. */
+export function partJson(value: object): string {
   if (!Object.isFrozen(value)) return JSON.stringify(value);
   let json = jsonCache.get(value);
   if (json === undefined) {
@@ -38,6 +43,6 @@ function partJson(value: object): string {
   return json;
 }
 
-function isObject(value: unknown): value is object {
+export function isObject(value: unknown): value is object {
   return value !== null && typeof value === "object" && !Array.isArray(value) && !ArrayBuffer.isView(value);
 }

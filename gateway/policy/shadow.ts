@@ -1,5 +1,6 @@
+import { decideItemsWith } from "./list.js";
 import { decideResultWith } from "./result-decision.js";
-import type { DecisionOutcome, PolicyEngine, PolicyInput, ResultDecisionOutcome } from "./types.js";
+import type { DecisionOutcome, PolicyEngine, PolicyInput, PolicyListItem, ResultDecisionOutcome, ShadowOutcome } from "./types.js";
 
 /**
  * ShadowingEngine evaluates a candidate bundle beside the live one on every decision (shadow
@@ -30,17 +31,33 @@ export class ShadowingEngine implements PolicyEngine {
     const outcome = this.live().decide(input);
     const candidate = this.candidate();
     if (candidate === undefined) return outcome;
-    let allow = false;
-    let error: string | undefined;
+    let answer: DecisionOutcome | undefined;
     try {
-      const s = candidate.decide(input);
-      allow = s.decision.allow;
-      error = s.error?.code;
-    } catch (err) {
-      error = "policy_eval_error"; // a real engine never throws; a broken one must not cost the answer
-      void err;
+      answer = candidate.decide(input);
+    } catch {
+      answer = undefined; // a real engine never throws; a broken one must not cost the answer
     }
-    const shadow = { revision: candidate.revision, allow, differs: allow !== outcome.decision.allow, ...(error !== undefined ? { error } : {}) };
-    return { ...outcome, shadow };
+    return { ...outcome, shadow: shadowOf(candidate.revision, outcome, answer) };
   }
+
+  /** Both engines decide the listing in one pass each; item i carries the candidate's answer for item i. */
+  decideItems(base: PolicyInput, items: readonly PolicyListItem[]): DecisionOutcome[] {
+    const outcomes = decideItemsWith(this.live(), base, items);
+    const candidate = this.candidate();
+    if (candidate === undefined) return outcomes;
+    let answers: readonly DecisionOutcome[] = [];
+    try {
+      answers = decideItemsWith(candidate, base, items);
+    } catch {
+      answers = []; // as in decide(): every item's shadow then records the failure
+    }
+    return outcomes.map((outcome, i) => ({ ...outcome, shadow: shadowOf(candidate.revision, outcome, answers[i]) }));
+  }
+}
+
+/** The candidate's answer as it rides along; no answer (it threw) is a deny with policy_eval_error. */
+function shadowOf(revision: string, live: DecisionOutcome, candidate: DecisionOutcome | undefined): ShadowOutcome {
+  const allow = candidate?.decision.allow ?? false;
+  const error = candidate === undefined ? "policy_eval_error" : candidate.error?.code;
+  return { revision, allow, differs: allow !== live.decision.allow, ...(error !== undefined ? { error } : {}) };
 }

@@ -111,9 +111,24 @@ export interface ShadowOutcome {
   error?: string;
 }
 
+/**
+ * One item of a listing (tools/list, resources/list, prompts/list) to decide: the request fields
+ * that name it and, for a tool, its policy view. Build it with `listItem` (policy/list.ts).
+ */
+export interface PolicyListItem {
+  fields: Pick<PolicyRequest, "tool" | "resource" | "prompt">;
+  tool: PolicyTool | null;
+}
+
 /** The one decision seam: the proxy never touches wasm, and tests use a fake engine. */
 export interface PolicyEngine {
   decide(input: PolicyInput): DecisionOutcome;
+  /**
+   * Decides every item of a listing in one pass: item i's outcome is exactly
+   * `decide(itemInput(base, items[i]))` (policy/list.ts), in order. Optional: callers go through
+   * `decideItemsWith`, which falls back to one decide() per item.
+   */
+  decideItems?(base: PolicyInput, items: readonly PolicyListItem[]): DecisionOutcome[];
   /** Revision of the active bundle. */
   readonly revision: string;
   /**

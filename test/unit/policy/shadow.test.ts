@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AuditRecord, bundleRefusedEvent, BUNDLE_REFUSED_METHOD } from "../../../gateway/audit/index.js";
-import { ShadowingEngine, type DecisionOutcome, type PolicyEngine } from "../../../gateway/policy/index.js";
+import { itemInput, listItem, ShadowingEngine, type DecisionOutcome, type PolicyEngine } from "../../../gateway/policy/index.js";
 import { allow, deny, FakePolicyEngine, policyFailure } from "../../fakes/policy.js";
 import { ManualClock, policyInput, sequentialIds } from "../audit/helpers.js";
 
@@ -40,6 +40,27 @@ describe("ShadowingEngine (policy.shadow)", () => {
       assert.deepEqual(outcome.shadow, c.shadow);
     });
   }
+
+  it("decides a listing with both engines, item by item", () => {
+    const live = new FakePolicyEngine((i) => (i.request.tool === "drop" ? deny("no") : allow()));
+    live.revision = "live-1";
+    const cand = new FakePolicyEngine((i) => (i.request.tool === "echo" ? deny("no") : allow()));
+    cand.revision = "cand";
+    const base = policyInput();
+    const items = ["echo", "drop", "add"].map((name) => listItem({ tool: name }, { name }));
+    const outcomes = new ShadowingEngine(() => live, () => cand).decideItems(base, items);
+    assert.deepEqual(outcomes.map((o) => o.decision.allow), [true, false, true]);
+    assert.deepEqual(outcomes.map((o) => o.shadow), [
+      { revision: "cand", allow: false, differs: true },
+      { revision: "cand", allow: true, differs: true },
+      { revision: "cand", allow: true, differs: false },
+    ]);
+    assert.deepEqual(cand.inputs, items.map((item) => itemInput(base, item)), "the candidate saw each item's input");
+    const alone = new ShadowingEngine(() => live, () => undefined).decideItems(base, items);
+    assert.deepEqual(alone.map((o) => o.shadow), [undefined, undefined, undefined]);
+    const broken = new ShadowingEngine(() => live, () => throwing).decideItems(base, items);
+    assert.deepEqual(broken.map((o) => [o.decision.allow, o.shadow?.error]), [[true, "policy_eval_error"], [false, "policy_eval_error"], [true, "policy_eval_error"]]);
+  });
 
   it("puts the candidate's answer in the audit event's shadow field", () => {
     const clock = new ManualClock();
