@@ -3,20 +3,13 @@
  * inputs. Uses bundles/build/mcp-authz.tar.gz (dev key in .tools/dev/) when present and valid,
  * otherwise builds the default policy into a temp dir with the real opa.
  *
- *   node dist/bench/evaluate.js [iterations]      (target: p50 ≤ 20 µs for tools/call)
+ *   node dist/bench/evaluate.js [iterations]      (issue 13's target: p50 ≤ 10 µs for tools/call)
  */
 import { existsSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  buildPolicyInput,
-  loadBundle,
-  WasmPolicyEngine,
-  type LoadedBundle,
-  type McpToolDefinition,
-  type PolicyInput,
-  type PolicyRequest,
-} from "../gateway/policy/index.js";
+import { buildPolicyInput, loadBundle, WasmPolicyEngine, type LoadedBundle, type PolicyInput } from "../gateway/policy/index.js";
+import { allowedReadFile, identity, readFileTool, request } from "./support/policy-inputs.js";
 import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir, repoRoot } from "../test/support/bundles.js";
 
 const ITERATIONS = Number(process.argv[2] ?? 50_000);
@@ -40,54 +33,6 @@ async function defaultBundle(): Promise<{ bundle: LoadedBundle; cleanup: () => P
   return {
     bundle: await loadBundle(outFile, { verificationKeyPem: keys.publicKeyPem }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-}
-
-const identity = {
-  sub: "alice@example.com",
-  iss: "https://idp.example.com/",
-  client_id: "claude-desktop",
-  scopes: ["mcp:tools", "mcp:resources", "mcp:prompts"],
-  roles: ["analyst"],
-  claims: {
-    sub: "alice@example.com",
-    iss: "https://idp.example.com/",
-    aud: ["https://gateway.example.com/mcp"],
-    azp: "claude-desktop",
-    scope: "mcp:tools mcp:resources mcp:prompts",
-    roles: ["analyst"],
-    iat: 1_795_000_000,
-    exp: 1_795_003_600,
-    jti: "b6f1c1e2-6d0e-4d53-9d6b-0d0c3f1f8a11",
-    email: "alice@example.com",
-  },
-};
-
-const readFileTool: McpToolDefinition = {
-  name: "read_file",
-  title: "Read file",
-  description: "Reads a UTF-8 text file under /data and returns its content.",
-  inputSchema: {
-    type: "object",
-    properties: { path: { type: "string", description: "Absolute path under /data" }, max_bytes: { type: "integer" } },
-    required: ["path"],
-  },
-  annotations: { readOnlyHint: true, destructiveHint: false, openWorldHint: false },
-};
-
-function request(method: PolicyRequest["method"], fields: Partial<PolicyRequest>): PolicyRequest {
-  return {
-    method,
-    server: "demo",
-    tool: null,
-    arguments: null,
-    resource: null,
-    prompt: null,
-    session_id: "7d0f3c5e-53f1-4a4e-9b8e-2b1f6d9c0a77",
-    protocol_version: "2025-11-25",
-    source_ip: "127.0.0.1",
-    time: "2026-11-24T10:00:00.000Z",
-    ...fields,
   };
 }
 
@@ -115,11 +60,7 @@ async function main(): Promise<void> {
     const engine = await WasmPolicyEngine.create(bundle);
     console.log(`policy evaluation: ${bundle.path} (revision "${bundle.revision}"), ${ITERATIONS} iterations after ${WARMUP} warm-up`);
 
-    const call: PolicyInput = buildPolicyInput(
-      identity,
-      request("tools/call", { tool: "read_file", arguments: { path: "/data/reports/2026/q3.csv", max_bytes: 65536 } }),
-      readFileTool,
-    );
+    const call: PolicyInput = allowedReadFile();
     const denied = buildPolicyInput(identity, request("tools/call", { tool: "read_file", arguments: { path: "/etc/passwd" } }), readFileTool);
     const listed = buildPolicyInput(identity, request("tools/list", { tool: "read_file" }), readFileTool);
     const masked = buildPolicyInput(
