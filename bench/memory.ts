@@ -14,7 +14,7 @@ import { statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { onCleanup, rssBytes, startProcess, stopAll } from "./support/processes.js";
+import { onCleanup, rssBytes, runMain, startProcess, stopAll } from "./support/processes.js";
 import { RawSession } from "./support/raw-mcp.js";
 import { fixed, heading, printSummary, printTable, targetLines, verdict } from "./support/report.js";
 import { buildBenchBundle, repoRoot, startGateway, startIssuer, workDir } from "./support/setup.js";
@@ -110,9 +110,4 @@ async function main(): Promise<void> {
   if (process.env.BENCH_STRICT && targetLines().some((l) => l.verdict === "MISS")) process.exitCode = 1;
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+runMain(main);

@@ -26,7 +26,7 @@ import { loadBundle, WasmPolicyEngine } from "../gateway/policy/index.js";
 import { connect, connectMany, type BenchClient } from "./support/clients.js";
 import { interleavedLatency, throughputRounds, type LatencyPath, type ThroughputPath } from "./support/load.js";
 import { allowedReadFile } from "./support/policy-inputs.js";
-import { onCleanup, startProcess, stopAll } from "./support/processes.js";
+import { onCleanup, runMain, startProcess, stopAll } from "./support/processes.js";
 import { ascending, fixed, heading, median, percentile, printSummary, printTable, ratio, targetLines, verdict } from "./support/report.js";
 import { buildBenchBundle, freePort, opaPath, repoRoot, startEverything, startGateway, startIssuer, toolsDir, workDir, type BenchBundle, type Gateway, type Upstream } from "./support/setup.js";
 
@@ -228,9 +228,4 @@ async function main(): Promise<void> {
   if (process.env.BENCH_STRICT && targetLines().some((l) => l.verdict === "MISS")) process.exitCode = 1;
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+runMain(main);

@@ -22,7 +22,7 @@ import { gatewayCost } from "./gateway-cost.js";
 import { LIST_SIZES, listServer, listSize } from "./list-size.js";
 import { protocol2026 } from "./protocol-2026.js";
 import { startBenchBroker } from "./support/kafka-broker.js";
-import { startProcess, stopAll } from "./support/processes.js";
+import { runMain, startProcess, stopAll } from "./support/processes.js";
 import { heading, printSummary, targetLines, verdict } from "./support/report.js";
 import { buildBenchBundle, freePort, repoRoot, startEverything, startGateway, startIssuer, startRawHop, workDir, type Gateway } from "./support/setup.js";
 
@@ -93,9 +93,4 @@ function runBench(script: string, ...args: string[]): string {
   return r.stdout;
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+runMain(main);

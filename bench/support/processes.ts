@@ -31,6 +31,20 @@ export async function stopAll(): Promise<void> {
 }
 
 let signalled = false;
+
+/**
+ * Runs a bench's main: its processes are stopped however it ends; an error sets exit code 1 and
+ * is printed, unless it is only the fallout of Ctrl-C stopping the processes under it.
+ */
+export function runMain(main: () => Promise<void>): void {
+  main()
+    .catch((err: unknown) => {
+      if (signalled) return;
+      process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => stopAll());
+}
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     if (signalled) return;
