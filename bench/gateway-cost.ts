@@ -12,8 +12,10 @@
  * Part of `npm run bench` (bench/run.ts). Knobs: BENCH_CALLS (600), BENCH_WARMUP (100),
  * BENCH_CONCURRENCY (8), BENCH_THROUGHPUT_MS (2500), BENCH_ROUNDS (3).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect, connectMany, type BenchClient } from "./support/clients.js";
 import { interleavedLatency, throughputRounds, type LatencyPath, type ThroughputPath } from "./support/load.js";
+import { cpuMs } from "./support/processes.js";
 import { fixed, heading, median, percentile, printTable, ratio, spread, verdict } from "./support/report.js";
 import type { Gateway, Hop } from "./support/setup.js";
 
@@ -22,6 +24,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 2500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const IDLE_MS = 2000;
 
 export interface CostSetup {
   everythingUrl: string;
@@ -61,6 +64,12 @@ export async function gatewayCost(s: CostSetup): Promise<void> {
     }
     process.stdout.write(`  latency: ${CALLS} calls per path, one in flight, paths interleaved call by call (after ${WARMUP} warm-up each)\n`);
     const lat = await interleavedLatency(latencyPaths, CALLS, WARMUP);
+    // What each process spends with no call at all (timers, GC): the one-at-a-time figure carries it
+    // for the time the other paths take their turns; printed so it can be read off.
+    const idle = new Map<string, number>();
+    const idle0 = new Map(specs.filter((p) => p.pid !== undefined).map((p) => [p.name, cpuMs(p.pid!)]));
+    await sleep(IDLE_MS);
+    for (const [name, c0] of idle0) idle.set(name, ((cpuMs(specs.find((p) => p.name === name)!.pid!) - c0) * 1000) / IDLE_MS);
 
     const tputPaths: ThroughputPath[] = [];
     for (const p of specs) {
@@ -96,6 +105,7 @@ export async function gatewayCost(s: CostSetup): Promise<void> {
       ]);
     }
     printTable(rows);
+    process.stdout.write(`  idle CPU (no calls, ${IDLE_MS} ms): ${[...idle].map(([n, v]) => `${n} ${fixed(v, 0)} ms/s`).join(", ")}; the one-in-flight CPU/call includes it while the other paths take their turns\n`);
     process.stdout.write(`  per-round spread of the throughput ratio: ${specs.filter((p) => p.name !== "direct").map((p) => `${p.name} ${spread(paired(p.name, "direct", (r) => r.callsPerSecond))}`).join(", ")}\n`);
 
     const targets = (name: "gateway" | "outbox", cpuMax: number, addedMax: number, tputMin: number, label: string) => {
