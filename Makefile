@@ -48,7 +48,8 @@ TS_INPUTS  := $(addsuffix /.,$(shell find $(TS_DIRS) -name node_modules -prune -
 BUILD_STAMP := dist/.build-stamp
 
 .PHONY: help tools tools-opa tools-otelcol tools-kafka tools-redis tools-haproxy tools-chromium tools-python tools-helm tools-kubeconform tools-k8s-schemas tools-promtool conformance-deps \
-        node_modules build bundle policy-test unit integration test deploy-lint metrics-lint kafka-up kafka-down kafka-status run bench clean bundle-verify
+        node_modules build bundle policy-test unit integration test deploy-lint metrics-lint kafka-up kafka-down kafka-status run bench clean bundle-verify \
+        bench-memory bench-peers tools-contextforge
 
 help:
 	@echo "make test          tools, npm ci, build, bundle, Rego tests, unit tests, Kafka up, integration tests, Kafka down"
@@ -65,7 +66,10 @@ help:
 	@echo "make unit          mocha unit tests"
 	@echo "make integration   mocha integration tests against KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) (make kafka-up first)"
 	@echo "make kafka-up|kafka-down|kafka-status   local single-node Kafka (scripts/kafka.sh)"
-	@echo "make bench         benchmarks"
+	@echo "make bench         issue 13's figures and targets in one run (~3 min): direct, bare hop, gateway, gateway + Kafka outbox"
+	@echo "                   (own broker; skipped without the jars of make tools-kafka), list sizes, the 2026-07-28 path"
+	@echo "make bench-memory  RSS over 1,000,000 calls through the gateway (~15-25 min)"
+	@echo "make bench-peers   OPA sidecar vs in-process decision; IBM ContextForge vs portcullis (make tools-contextforge)"
 	@echo "make clean         remove dist/ and bundles/build/ (keeps .tools/)"
 
 # ---------------------------------------------------------------------------------------------------------- tools
@@ -284,6 +288,20 @@ run: tools-opa node_modules build bundle
 bench: build bundle
 	@echo "==> benchmarks"
 	npm run bench
+
+bench-memory: build bundle
+	@echo "==> memory bench"
+	npm run bench:memory
+
+# ContextForge is a peer to measure, not a dependency: when it cannot be installed the bench says so and skips it.
+bench-peers: build bundle
+	@bash scripts/contextforge-venv.sh || echo "==> ContextForge could not be installed: bench:peers will skip its row"
+	@echo "==> peers bench"
+	npm run bench:peers
+
+# IBM ContextForge (tools/contextforge/requirements.txt, hash-pinned) into .tools/contextforge, for make bench-peers.
+tools-contextforge:
+	@bash scripts/contextforge-venv.sh
 
 clean:
 	@echo "==> removing dist/ and bundles/build/"

@@ -25,8 +25,8 @@ import {
   type LoadedBundle,
   type McpToolDefinition,
   type PolicyInput,
-  type PolicyRequest,
 } from "../gateway/policy/index.js";
+import { allowedReadFile, identity, readFileTool, request } from "./support/policy-inputs.js";
 import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir, repoRoot } from "../test/support/bundles.js";
 
 const ROUNDS = Number(process.argv[2] ?? 25);
@@ -53,54 +53,6 @@ async function defaultBundle(): Promise<{ bundle: LoadedBundle; cleanup: () => P
   return {
     bundle: await loadBundle(outFile, { verificationKeyPem: keys.publicKeyPem }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-}
-
-const identity = {
-  sub: "alice@example.com",
-  iss: "https://idp.example.com/",
-  client_id: "claude-desktop",
-  scopes: ["mcp:tools", "mcp:resources", "mcp:prompts"],
-  roles: ["analyst"],
-  claims: {
-    sub: "alice@example.com",
-    iss: "https://idp.example.com/",
-    aud: ["https://gateway.example.com/mcp"],
-    azp: "claude-desktop",
-    scope: "mcp:tools mcp:resources mcp:prompts",
-    roles: ["analyst"],
-    iat: 1_795_000_000,
-    exp: 1_795_003_600,
-    jti: "b6f1c1e2-6d0e-4d53-9d6b-0d0c3f1f8a11",
-    email: "alice@example.com",
-  },
-};
-
-const readFileTool: McpToolDefinition = {
-  name: "read_file",
-  title: "Read file",
-  description: "Reads a UTF-8 text file under /data and returns its content.",
-  inputSchema: {
-    type: "object",
-    properties: { path: { type: "string", description: "Absolute path under /data" }, max_bytes: { type: "integer" } },
-    required: ["path"],
-  },
-  annotations: { readOnlyHint: true, destructiveHint: false, openWorldHint: false },
-};
-
-function request(method: PolicyRequest["method"], fields: Partial<PolicyRequest>): PolicyRequest {
-  return {
-    method,
-    server: "demo",
-    tool: null,
-    arguments: null,
-    resource: null,
-    prompt: null,
-    session_id: "7d0f3c5e-53f1-4a4e-9b8e-2b1f6d9c0a77",
-    protocol_version: "2025-11-25",
-    source_ip: "127.0.0.1",
-    time: "2026-11-24T10:00:00.000Z",
-    ...fields,
   };
 }
 
@@ -168,7 +120,7 @@ async function main(): Promise<void> {
     if (direct.evaluation !== "direct") throw new Error(`the bundle's module cannot take the direct path (${direct.evaluation})`);
     console.log(`policy evaluation: ${bundle.path} (revision "${bundle.revision}"), ${ROUNDS} interleaved rounds`);
 
-    const call = buildPolicyInput(identity, request("tools/call", { tool: "read_file", arguments: { path: "/data/reports/2026/q3.csv", max_bytes: 65536 } }), readFileTool);
+    const call = allowedReadFile();
     const denied = buildPolicyInput(identity, request("tools/call", { tool: "read_file", arguments: { path: "/etc/passwd" } }), readFileTool);
     const listed = buildPolicyInput(identity, request("tools/list", { tool: "read_file" }), readFileTool);
     const masked = buildPolicyInput(identity, request("tools/call", { tool: "echo", arguments: { text: "hello", api_key: "k", auth: { password: "p" } } }), null);
@@ -198,6 +150,8 @@ async function main(): Promise<void> {
     print("after", s.get("after")!, "µs", s.get("before"));
     print("floor: the policy's wasm evaluation alone, input pre-parsed", s.get("floor")!, "µs", s.get("before"));
     const p50 = at(s.get("after")!, 0.5);
+    // The line bench/run.ts reads for target 3.
+    console.log(`evaluate tools/call p50 ${p50.toFixed(1)} µs (floor ${at(s.get("floor")!, 0.5).toFixed(1)} µs)`);
     console.log(`  target p50 ≤ ${TARGET_CALL_P50_US} µs: ${p50 <= TARGET_CALL_P50_US ? "met" : `not met (${p50.toFixed(1)} µs; the floor alone is ${at(s.get("floor")!, 0.5).toFixed(1)} µs)`}`);
 
     // A listing: the tools are the same definition objects every time (a session's catalogue), as

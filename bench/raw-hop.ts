@@ -1,8 +1,8 @@
 /**
  * A bare pass-through hop, for reference only: no identity, no policy, no audit. It parses the
  * JSON body, forwards the bytes over an undici keep-alive pool and streams the answer back, as the
- * hop measured in ../shared/reference/performance-calibration.md. `BENCH_RAW=1 npm run bench`
- * puts it where the gateway would be, so the gateway's own cost is the difference of two runs.
+ * hop measured in ../shared/reference/performance-calibration.md. `npm run bench` (bench/gateway-cost.ts)
+ * measures it next to the gateway in the same run: the gateway's CPU per call is read against its.
  *   node dist/bench/raw-hop.js PORT UPSTREAM_URL
  */
 import { createServer } from "node:http";

@@ -1,5 +1,5 @@
 /**
- * What sealed sessions cost (issue 10), next to the proxy figures of proxy-latency.ts:
+ * What sealed sessions cost (issue 10), next to the proxy figures of gateway-cost.ts:
  * - seal: once per session, at initialize;
  * - open: once per session per replica (the first request a replica sees of it);
  * - the per-request check that the session is still alive: a Map lookup with one replica, one

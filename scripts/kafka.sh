@@ -8,14 +8,18 @@
 #   scripts/kafka.sh reset   down, then delete the broker's data directory (topics, offsets, cluster id)
 #
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP (256m), KAFKA_START_TIMEOUT (60, seconds),
-# KAFKA_JVM_EXTRA_OPTS (-XX:TieredStopAtLevel=1), TOOLS_DIR (<repo>/.tools), JAVA (java).
-# Files: .tools/kafka/{server.properties,broker.pid,broker.log}, data in .tools/kafka/data.
+# KAFKA_JVM_EXTRA_OPTS (-XX:TieredStopAtLevel=1), TOOLS_DIR (<repo>/.tools), JAVA (java),
+# KAFKA_STATE_DIR (.tools/kafka): where this broker keeps its config, PID file, lock, log and data. A second broker
+# (the bench's, beside the one of the integration tests) needs a directory and ports of its own: with the same
+# directory, `up` would find the other broker's PID file and restart it on the new port.
+# Files: $KAFKA_STATE_DIR/{server.properties,broker.pid,broker.log}, data in $KAFKA_STATE_DIR/data; the jars always
+# come from .tools/kafka/libs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_DIR=${TOOLS_DIR:-$ROOT/.tools}
-KAFKA_HOME=$TOOLS_DIR/kafka
-LIBS=$KAFKA_HOME/libs
+KAFKA_HOME=${KAFKA_STATE_DIR:-$TOOLS_DIR/kafka}
+LIBS=$TOOLS_DIR/kafka/libs
 DATA=$KAFKA_HOME/data
 CONF=$KAFKA_HOME/server.properties
 PID_FILE=$KAFKA_HOME/broker.pid
