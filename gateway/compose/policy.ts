@@ -3,6 +3,7 @@ import { bundleRefusedEvent, type AuditContext, type AuditLog } from "../audit/i
 import type { GatewayConfig } from "../config/index.js";
 import {
   BundleReloader,
+  decideItemsWith,
   decideResultWith,
   ShadowingEngine,
   type DecisionOutcome,
@@ -10,6 +11,7 @@ import {
   type LoadBundleOptions,
   type PolicyEngine,
   type PolicyInput,
+  type PolicyListItem,
   type ReloaderStatus,
   type ReloadRefusal,
   type ReloadResult,
@@ -48,6 +50,11 @@ export class PolicyRuntime implements PolicyEngine {
 
   decide(input: PolicyInput): DecisionOutcome {
     return (this.shadowing ?? this.live.engine).decide(input);
+  }
+
+  /** A listing in one pass, by the same engine(s) decide() would use. */
+  decideItems(base: PolicyInput, items: readonly PolicyListItem[]): DecisionOutcome[] {
+    return decideItemsWith(this.shadowing ?? this.live.engine, base, items);
   }
 
   /** The live bundle's result policy (a shadow candidate's is not evaluated). */

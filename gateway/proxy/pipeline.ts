@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { AuthError, authFailureResponse, extractBearer, wwwAuthenticate, type AgentIdentity, type TokenVerifier } from "../auth/index.js";
 import { AuditRecord, type AuditContext, type AuditEvent, type AuditOutcome } from "../audit/index.js";
 import { FEDERATED_NAME_MAX, isStdioUpstream, type GatewayConfig } from "../config/index.js";
-import { applyRedactions, buildPolicyInput, type DecisionOutcome, type PolicyEngine, type PolicyInput } from "../policy/index.js";
+import { applyRedactions, buildPolicyInput, decideItemsWith, listItem, type DecisionOutcome, type PolicyEngine, type PolicyInput, type PolicyListItem } from "../policy/index.js";
 import type { RateLimiter } from "../ratelimit/index.js";
 import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
@@ -827,30 +827,39 @@ export class McpEndpoint {
     if (pinned) session.refusedTools = shaped.forwardParams?.cursor === undefined || !session.refusedTools ? pinned.refused : new Map([...session.refusedTools, ...pinned.refused]);
     const integrity: string[] = [];
     const policy = this.deps.policy();
-    const visible: Record<string, unknown>[] = [];
-    const shown: string[] = [];
-    const hidden: string[] = [];
-    let elapsedMs = 0;
+    // One pass: the listing's input is built once (one request, one time for every item) and each
+    // item is decided on it with its name and definition put in (policy/list.ts).
+    const base = this.input(x, list.itemMethod, NO_ITEM, null, server);
+    const slots: Array<{ item: Record<string, unknown>; name: string; decided: number | null }> = [];
+    const toDecide: PolicyListItem[] = [];
     for (const item of items) {
       if (!isObject(item)) continue;
       const name = String(item[list.nameOf]);
-      const fields = list.field === "tools" ? { tool: name } : list.field === "prompts" ? { prompt: name } : { resource: name };
       if (pinned) {
         const refused = pinned.refused.get(name);
         const verdict = pinned.verdicts.get(name);
         if (refused !== undefined || verdict?.state === "drifted") {
           integrity.push(refused !== undefined ? `${name}: refused, ${refused}` : `${name}: drifted, ${(verdict as { changes: string }).changes}`);
-          hidden.push(name);
+          slots.push({ item, name, decided: null });
           continue;
         }
       }
-      const input = this.input(x, list.itemMethod, { ...NO_ITEM, ...fields }, list.field === "tools" ? (item as unknown as ToolDefinition) : null, server);
-      const decided = policy.decide(input);
-      elapsedMs += decided.elapsedMs;
-      if (decided.decision.allow) {
-        visible.push(item);
-        shown.push(name);
-      } else hidden.push(name);
+      const fields = list.field === "tools" ? { tool: name } : list.field === "prompts" ? { prompt: name } : { resource: name };
+      slots.push({ item, name, decided: toDecide.length });
+      toDecide.push(listItem(fields, list.field === "tools" ? (item as unknown as ToolDefinition) : null));
+    }
+    const outcomes = decideItemsWith(policy, base, toDecide);
+    const visible: Record<string, unknown>[] = [];
+    const shown: string[] = [];
+    const hidden: string[] = [];
+    let elapsedMs = 0;
+    for (const slot of slots) {
+      const decided = slot.decided === null ? undefined : outcomes[slot.decided];
+      if (decided !== undefined) elapsedMs += decided.elapsedMs;
+      if (decided?.decision.allow === true) {
+        visible.push(slot.item);
+        shown.push(slot.name);
+      } else hidden.push(slot.name);
     }
     return { visible, shown, hidden, integrity, elapsedMs };
   }
