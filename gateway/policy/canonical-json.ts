@@ -38,9 +38,7 @@ export function canonicalJson(bytes: Uint8Array): string {
 
 /** canonicalJsonOfValue encodes a plain JS value with the same key order and escaping. */
 export function canonicalJsonOfValue(value: unknown): string {
-  const out: string[] = [];
-  encodeValue(value, out, 0);
-  return out.join("");
+  return encodeValue(value, 0);
 }
 
 // ---------------------------------------------------------------- encoding
@@ -71,46 +69,60 @@ function encodeNode(node: Node, out: string[]): void {
   }
 }
 
-function encodeValue(value: unknown, out: string[], depth: number): void {
+// This runs for every audit event (the hash chain) and every tool digest, so it builds one string
+// by concatenation (V8 ropes) and takes the native paths where they give Go's bytes: the default
+// sort when no key holds a code unit at or above U+D800 (there UTF-16 and UTF-8 order agree), and
+// a string with nothing to escape and no surrogate written as it is.
+function encodeValue(value: unknown, depth: number): string {
   if (depth > MAX_DEPTH) throw new TypeError("value nests too deeply for canonical JSON");
-  if (value === null || value === undefined) out.push("null");
-  else if (typeof value === "boolean") out.push(value ? "true" : "false");
-  else if (typeof value === "string") out.push(quote(wellFormed(value)));
-  else if (typeof value === "number") out.push(Number.isFinite(value) ? JSON.stringify(value) : "null");
-  else if (Array.isArray(value)) {
-    out.push("[");
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(",");
-      encodeValue(value[i], out, depth + 1);
-    }
-    out.push("]");
-  } else if (typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    // Like JSON.stringify, undefined members are omitted; keys are sorted as they will be written.
-    // This runs for every audit event (the hash chain), so the common case (well-formed keys)
-    // sorts the key array in place without building pairs.
-    const names = Object.keys(record);
-    let pairs: Array<readonly [string, string]>;
-    if (names.every(isWellFormed)) {
-      names.sort(compareUtf8);
-      pairs = names.map((k) => [k, k] as const);
-    } else {
-      pairs = names.map((k) => [wellFormed(k), k] as const).sort((a, b) => compareUtf8(a[0], b[0]));
-    }
-    out.push("{");
-    let first = true;
-    for (const [written, original] of pairs) {
-      const member = record[original];
-      if (member === undefined || typeof member === "function") continue;
-      if (!first) out.push(",");
-      first = false;
-      out.push(quote(written), ":");
-      encodeValue(member, out, depth + 1);
-    }
-    out.push("}");
-  } else {
-    throw new TypeError(`cannot encode a ${typeof value} as canonical JSON`);
+  if (value === null || value === undefined) return "null";
+  switch (typeof value) {
+    case "string":
+      return quoteValue(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      return Number.isFinite(value) ? JSON.stringify(value) : "null";
+    case "object":
+      break;
+    default:
+      throw new TypeError(`cannot encode a ${typeof value} as canonical JSON`);
   }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? "," : "") + encodeValue(value[i], depth + 1);
+    return out + "]";
+  }
+  const record = value as Record<string, unknown>;
+  // Like JSON.stringify, undefined members are omitted; keys are sorted as they will be written.
+  const names = Object.keys(record);
+  let pairs: ReadonlyArray<readonly [string, string]> | undefined;
+  if (names.length > 1) {
+    const joined = names.join("");
+    if (!HIGH_UNITS.test(joined)) names.sort();
+    else if (isWellFormed(joined)) names.sort(compareUtf8);
+    else pairs = names.map((k) => [wellFormed(k), k] as const).sort((a, b) => compareUtf8(a[0], b[0]));
+  } else if (names.length === 1 && !isWellFormed(names[0]!)) pairs = [[wellFormed(names[0]!), names[0]!]];
+  let out = "{";
+  let first = true;
+  const n = pairs === undefined ? names.length : pairs.length;
+  for (let i = 0; i < n; i++) {
+    const original = pairs === undefined ? names[i]! : pairs[i]![1];
+    const member = record[original];
+    if (member === undefined || typeof member === "function") continue;
+    out += (first ? "" : ",") + quoteValue(pairs === undefined ? original : pairs[i]![0]) + ":" + encodeValue(member, depth + 1);
+    first = false;
+  }
+  return out + "}";
+}
+
+/** Code units where UTF-16 order may differ from UTF-8 order, or a string may be ill-formed. */
+const HIGH_UNITS = /[\uD800-\uFFFF]/;
+/** A string with none of these is written as it is, between quotes. */
+const PLAIN = /["\\\u0000-\u001f\u2028\u2029\uD800-\uDFFF]/;
+
+function quoteValue(s: string): string {
+  return PLAIN.test(s) ? quote(wellFormed(s)) : `"${s}"`;
 }
 
 /**

@@ -1,0 +1,133 @@
+/**
+ * `npm run bench:profile`: where the gateway's CPU goes on tools/call. Starts server-everything, the
+ * bench issuer and `portcullis serve` under `--cpu-prof` (the same config as `npm run bench`'s
+ * gateway row, or with the Kafka outbox when PROFILE_OUTBOX=1), drives echo calls from 8 sessions,
+ * stops the gateway so V8 writes its profile, and prints:
+ *   - self time by part: each of gateway/'s folders, each node_modules package, Node's own
+ *     internals by module, GC, and the rest;
+ *   - the functions with the most self time;
+ *   - inclusive time of the gateway's pipeline stages (every sample under a stage's frame).
+ * The profile file stays in the printed folder for Chrome DevTools or speedscope.
+ *
+ *   node dist/bench/profile.js [seconds=20]
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { connectMany } from "./support/clients.js";
+import { startBenchBroker } from "./support/kafka-broker.js";
+import { runMain, stopAll } from "./support/processes.js";
+import { printTable } from "./support/report.js";
+import { buildBenchBundle, repoRoot, startEverything, startGateway, startIssuer, workDir } from "./support/setup.js";
+
+const SECONDS = Number(process.argv[2] ?? 20);
+const SESSIONS = 8;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** The part of the code a frame belongs to. */
+function partOf(url: string, fn: string): string {
+  if (url === "") return fn.startsWith("(") ? fn : "(native)";
+  const gw = /\/dist\/gateway\/([^/]+)\//.exec(url);
+  if (gw) return `gateway/${gw[1]}`;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1]!;
+  if (url.startsWith("node:")) return url.replace(/^node:(internal\/)?/, "node:").replace(/\/.*$/, "");
+  return url;
+}
+
+function summarise(profile: CpuProfile, callsServed: number): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const totalUs = [...selfUs.values()].reduce((a, b) => a + b, 0);
+  const idleUs = [...selfUs].filter(([id]) => byId.get(id)!.callFrame.functionName === "(idle)").reduce((a, [, v]) => a + v, 0);
+  const busyUs = totalUs - idleUs;
+  const pct = (us: number) => `${((100 * us) / busyUs).toFixed(1)}%`;
+  const perCall = (us: number) => `${(us / callsServed).toFixed(1)} µs`;
+  process.stdout.write(`\nprofile: ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(2)} s busy, ${callsServed} calls: ${(busyUs / callsServed / 1000).toFixed(3)} ms busy per call\n`);
+
+  const parts = new Map<string, number>();
+  const fns = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    if (functionName === "(idle)") continue;
+    const part = partOf(url, functionName);
+    parts.set(part, (parts.get(part) ?? 0) + us);
+    const key = `${functionName || "(anonymous)"}  ${part}${url ? `:${lineNumber + 1}` : ""}`;
+    fns.set(key, (fns.get(key) ?? 0) + us);
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
+  process.stdout.write("\nself time by part (busy time = 100%)\n");
+  printTable([["part", "share", "per call"], ...top(parts, 25).map(([k, v]) => [k, pct(v), perCall(v)])]);
+  process.stdout.write("\nfunctions with the most self time\n");
+  printTable([["function  part:line", "share", "per call"], ...top(fns, 30).map(([k, v]) => [k, pct(v), perCall(v)])]);
+
+  // Inclusive: a sample counts once for each gateway function on its stack (recursion counted once).
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const { functionName, url } = byId.get(cur)!.callFrame;
+      if (!/\/dist\/gateway\//.test(url) || functionName === "") continue;
+      const key = `${functionName}  ${partOf(url, functionName)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+    }
+  }
+  process.stdout.write("\ngateway functions by inclusive time (their callees included)\n");
+  printTable([["function  part", "share", "per call"], ...top(inclusive, 40).map(([k, v]) => [k, pct(v), perCall(v)])]);
+}
+
+async function main(): Promise<void> {
+  const work = workDir("pc-profile-");
+  const outbox = process.env.PROFILE_OUTBOX === "1";
+  const broker = outbox ? await startBenchBroker() : undefined;
+  if (broker && "skipped" in broker) throw new Error(`PROFILE_OUTBOX=1 needs the bench broker: ${broker.skipped}`);
+  const bundle = buildBenchBundle(work);
+  const issuer = await startIssuer(work);
+  const everything = await startEverything();
+  const profileDir = join(work, "profile");
+  process.env.BENCH_GATEWAY_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${profileDir} ${process.env.BENCH_GATEWAY_NODE_ARGS ?? ""}`;
+  const gateway = await startGateway({
+    name: "gateway",
+    work,
+    bundle,
+    issuer,
+    upstreams: { everything: { url: everything.url } },
+    ...(broker && "brokers" in broker && {
+      audit: { kafka: { brokers: broker.brokers, topic: "portcullis.profile.audit", createTopic: { partitions: 1, replicationFactor: 1 } }, outbox: { dir: join(work, "outbox") } },
+    }),
+  });
+  process.stdout.write(`profiling portcullis serve${outbox ? " with the Kafka outbox" : ""}: ${SESSIONS} sessions of echo calls for ${SECONDS} s (${repoRoot})\n`);
+  const clients = await connectMany(SESSIONS, "v1", gateway.url("everything"), gateway.token);
+  let served = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(clients.map(async (c) => {
+    while (performance.now() < end) {
+      await c.echo();
+      served++;
+    }
+  }));
+  await Promise.all(clients.map((c) => c.close()));
+  await gateway.process.stop();
+  const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`the gateway wrote no profile into ${profileDir}`);
+  summarise(JSON.parse(readFileSync(join(profileDir, file), "utf8")) as CpuProfile, served);
+  process.stdout.write(`\nprofile file: ${join(profileDir, file)} (the session handshakes are in it too)\n`);
+  await stopAll();
+}
+
+runMain(main);
