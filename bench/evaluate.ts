@@ -142,6 +142,15 @@ async function main(): Promise<void> {
       print("before", s.get("before")!, "µs");
       print("after", s.get("after")!, "µs", s.get("before"));
     }
+    // The result policy (mcp/authz/result) runs on every tool result: server-everything's echo.
+    const echoResult = { content: [{ type: "text", text: "Echo: bench" }] };
+    if (direct.hasResultPolicy) {
+      const r = interleaved({ before: () => reference.decideResult(call, echoResult), after: () => direct.decideResult(call, echoResult) }, ROUNDS, CALLS_PER_ROUND);
+      console.log(" decideResult: an echo tool result (the result policy)");
+      print("before", r.get("before")!, "µs");
+      print("after", r.get("after")!, "µs", r.get("before"));
+      console.log(`evaluate result p50 ${at(r.get("after")!, 0.5).toFixed(1)} µs`);
+    }
     const fresh = (): PolicyInput => buildPolicyInput(identity, request("tools/call", { tool: "read_file", arguments: { path: "/data/x.csv" }, time: new Date().toISOString() }), readFileTool);
     const floor = wasmEvaluationAlone(bundle, call);
     const s = interleaved({ before: () => reference.decide(fresh()), after: () => direct.decide(fresh()), floor }, ROUNDS, CALLS_PER_ROUND);

@@ -1,23 +1,25 @@
 /**
  * `npm run bench:profile`: where the gateway's CPU goes on tools/call. Starts server-everything, the
  * bench issuer and `portcullis serve` under `--cpu-prof` (the same config as `npm run bench`'s
- * gateway row, or with the Kafka outbox when PROFILE_OUTBOX=1), drives echo calls from 8 sessions,
- * stops the gateway so V8 writes its profile, and prints:
+ * gateway row, or with the Kafka outbox when PROFILE_OUTBOX=1), drives echo calls from 8 sessions
+ * (or, with PROFILE_LIST=N, tools/list of an N-tool catalogue from one session), stops the gateway
+ * so V8 writes its profile, and prints:
  *   - self time by part: each of gateway/'s folders, each node_modules package, Node's own
  *     internals by module, GC, and the rest;
  *   - the functions with the most self time;
  *   - inclusive time of the gateway's pipeline stages (every sample under a stage's frame).
  * The profile file stays in the printed folder for Chrome DevTools or speedscope.
  *
- *   node dist/bench/profile.js [seconds=20]
+ *   npm run bench:profile -- [seconds=20]      PROFILE_OUTBOX=1, PROFILE_LIST=1000, BENCH_KEEP=1
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connectMany } from "./support/clients.js";
+import { listServer } from "./list-size.js";
 import { startBenchBroker } from "./support/kafka-broker.js";
-import { runMain, stopAll } from "./support/processes.js";
+import { runMain, startProcess, stopAll } from "./support/processes.js";
 import { printTable } from "./support/report.js";
-import { buildBenchBundle, repoRoot, startEverything, startGateway, startIssuer, workDir } from "./support/setup.js";
+import { buildBenchBundle, freePort, repoRoot, startEverything, startGateway, startIssuer, workDir } from "./support/setup.js";
 
 const SECONDS = Number(process.argv[2] ?? 20);
 const SESSIONS = 8;
@@ -55,7 +57,7 @@ function summarise(profile: CpuProfile, callsServed: number): void {
   const idleUs = [...selfUs].filter(([id]) => byId.get(id)!.callFrame.functionName === "(idle)").reduce((a, [, v]) => a + v, 0);
   const busyUs = totalUs - idleUs;
   const pct = (us: number) => `${((100 * us) / busyUs).toFixed(1)}%`;
-  const perCall = (us: number) => `${(us / callsServed).toFixed(1)} µs`;
+  const perCall = (us: number) => (us / callsServed >= 10_000 ? `${(us / callsServed / 1000).toFixed(2)} ms` : `${(us / callsServed).toFixed(1)} µs`);
   process.stdout.write(`\nprofile: ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(2)} s busy, ${callsServed} calls: ${(busyUs / callsServed / 1000).toFixed(3)} ms busy per call\n`);
 
   const parts = new Map<string, number>();
@@ -96,9 +98,17 @@ async function main(): Promise<void> {
   const outbox = process.env.PROFILE_OUTBOX === "1";
   const broker = outbox ? await startBenchBroker() : undefined;
   if (broker && "skipped" in broker) throw new Error(`PROFILE_OUTBOX=1 needs the bench broker: ${broker.skipped}`);
-  const bundle = buildBenchBundle(work);
+  const listSize = process.env.PROFILE_LIST ? Number(process.env.PROFILE_LIST) : undefined;
+  if (listSize !== undefined && !(Number.isInteger(listSize) && listSize > 0)) throw new Error(`PROFILE_LIST must be a positive integer, got ${process.env.PROFILE_LIST}`);
+  const bundle = buildBenchBundle(work, listSize === undefined ? [] : [listServer(listSize)]);
   const issuer = await startIssuer(work);
   const everything = await startEverything();
+  const upstreams: Record<string, { url: string }> = { everything: { url: everything.url } };
+  if (listSize !== undefined) {
+    const port = await freePort();
+    await startProcess(process.execPath, [join(repoRoot, "dist/bench/fixtures/many-tools-server.js"), String(port), String(listSize)], { ready: "listening" });
+    upstreams[listServer(listSize)] = { url: `http://127.0.0.1:${port}/mcp/${listSize}` };
+  }
   const profileDir = join(work, "profile");
   process.env.BENCH_GATEWAY_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${profileDir} ${process.env.BENCH_GATEWAY_NODE_ARGS ?? ""}`;
   const gateway = await startGateway({
@@ -106,18 +116,20 @@ async function main(): Promise<void> {
     work,
     bundle,
     issuer,
-    upstreams: { everything: { url: everything.url } },
+    upstreams,
     ...(broker && "brokers" in broker && {
       audit: { kafka: { brokers: broker.brokers, topic: "portcullis.profile.audit", createTopic: { partitions: 1, replicationFactor: 1 } }, outbox: { dir: join(work, "outbox") } },
     }),
   });
-  process.stdout.write(`profiling portcullis serve${outbox ? " with the Kafka outbox" : ""}: ${SESSIONS} sessions of echo calls for ${SECONDS} s (${repoRoot})\n`);
-  const clients = await connectMany(SESSIONS, "v1", gateway.url("everything"), gateway.token);
+  const what = listSize === undefined ? `${SESSIONS} sessions of echo calls` : `one session listing ${listSize} tools`;
+  process.stdout.write(`profiling portcullis serve${outbox ? " with the Kafka outbox" : ""}: ${what} for ${SECONDS} s (${repoRoot})\n`);
+  const clients = await connectMany(listSize === undefined ? SESSIONS : 1, "v1", gateway.url(listSize === undefined ? "everything" : listServer(listSize)), gateway.token);
   let served = 0;
   const end = performance.now() + SECONDS * 1000;
   await Promise.all(clients.map(async (c) => {
     while (performance.now() < end) {
-      await c.echo();
+      if (listSize === undefined) await c.echo();
+      else await c.listTools();
       served++;
     }
   }));

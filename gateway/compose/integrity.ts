@@ -2,7 +2,7 @@ import type { Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/log.js";
 import type { ApprovalStep } from "../audit/index.js";
 import type { ConsoleIntegrity } from "../console/index.js";
-import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore } from "../integrity/index.js";
+import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore, type ToolPin } from "../integrity/index.js";
 import type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
 import { NO_DATA_PINS, type ToolPinsFromData } from "../policy/index.js";
 
@@ -21,26 +21,33 @@ export function describeChanges(changes: readonly FieldChange[]): string {
  * or equal once Unicode-normalised and case-folded) are refused outright.
  */
 export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logger, dataPins: () => ToolPinsFromData = () => NO_DATA_PINS): ToolPinning {
-  const verdict = async (server: string, tool: ToolDefinition, pinned: ReadonlyMap<string, { digest: string }> | null): Promise<ToolVerdict> => {
-    const seen = pinOf(server, tool, "first_seen", clock.now());
-    // A digest named in policy data is the pin (pinnedBy policy_data): it changes with a signed bundle only.
+  /** The verdict on `seen` given the pin in force; a differing definition is noted as a drift. */
+  const against = async (server: string, tool: ToolDefinition, seen: ToolPin, inForce: ToolPin, firstSight: boolean): Promise<ToolVerdict> => {
+    if (inForce.digest === seen.digest) {
+      if (firstSight) log("info", "tool pinned on first sight", { server, tool: tool.name, digest: seen.digest });
+      return { state: "pinned", digest: seen.digest };
+    }
+    const drift = await pins.noteDrift(server, tool.name, toolDefinitionOf(tool));
+    return { state: "drifted", digest: seen.digest, pinnedDigest: inForce.digest, changes: describeChanges(drift?.changes ?? []) };
+  };
+  /**
+   * The verdict when it needs no new pin: a digest named in policy data (pinnedBy policy_data,
+   * changed with a signed bundle only) or a stored pin. `undefined`: never seen, pin it.
+   */
+  const known = async (server: string, tool: ToolDefinition, seen: ToolPin, stored: ToolPin | null): Promise<ToolVerdict | undefined> => {
     const named = dataPins().get(server)?.get(tool.name);
     if (named !== undefined) {
       if (named === seen.digest) return { state: "pinned", digest: seen.digest };
-      const stored = pinned ? (pinned.get(tool.name) ?? null) : await pins.get(server, tool.name);
       // The fields that changed can be told when the store holds the definition of that digest.
       const drift = stored?.digest === named ? await pins.noteDrift(server, tool.name, toolDefinitionOf(tool)) : null;
       const changes = drift ? describeChanges(drift.changes) : "the definition is not the one whose digest policy data pins (data.portcullis.tool_pins)";
       return { state: "drifted", digest: seen.digest, pinnedDigest: named, changes };
     }
-    const pin = pinned ? (pinned.get(tool.name) ?? null) : await pins.get(server, tool.name);
-    const inForce = pin ?? (await pins.pinFirstSeen(seen));
-    if (inForce.digest === seen.digest) {
-      if (pin === null) log("info", "tool pinned on first sight", { server, tool: tool.name, digest: seen.digest });
-      return { state: "pinned", digest: seen.digest };
-    }
-    const drift = await pins.noteDrift(server, tool.name, toolDefinitionOf(tool));
-    return { state: "drifted", digest: seen.digest, pinnedDigest: inForce.digest, changes: describeChanges(drift?.changes ?? []) };
+    return stored === null ? undefined : against(server, tool, seen, stored, false);
+  };
+  const verdict = async (server: string, tool: ToolDefinition): Promise<ToolVerdict> => {
+    const seen = pinOf(server, tool, "first_seen", clock.now());
+    return (await known(server, tool, seen, await pins.get(server, tool.name))) ?? against(server, tool, seen, await pins.pinFirstSeen(seen), true);
   };
   const recent = new WeakMap<ToolDefinition, { server: string; at: number; verdict: ToolVerdict }>();
   return {
@@ -52,10 +59,20 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
       }
       const pinned = new Map((await pins.list(server)).map((p) => [p.tool, p]));
       const verdicts = new Map<string, ToolVerdict>();
+      const unseen: Array<{ tool: ToolDefinition; seen: ToolPin }> = [];
+      const judged = new Set<string>();
+      const now = clock.now();
       for (const t of tools) {
-        if (refused.has(t.name) || verdicts.has(t.name)) continue;
-        verdicts.set(t.name, await verdict(server, t, pinned));
+        if (refused.has(t.name) || judged.has(t.name)) continue;
+        judged.add(t.name);
+        const seen = pinOf(server, t, "first_seen", now);
+        const v = await known(server, t, seen, pinned.get(t.name) ?? null);
+        if (v !== undefined) verdicts.set(t.name, v);
+        else unseen.push({ tool: t, seen });
       }
+      // Every tool seen for the first time is pinned in one store write.
+      const inForce = await pins.pinAllFirstSeen(unseen.map((u) => u.seen));
+      for (const [i, u] of unseen.entries()) verdicts.set(u.tool.name, await against(server, u.tool, u.seen, inForce[i]!, true));
       return { verdicts, refused };
     },
     tool: async (server, tool) => {
@@ -65,7 +82,7 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
       const cached = recent.get(tool);
       const now = clock.now();
       if (cached && cached.server === server && now - cached.at < VERDICT_REUSE_MS) return cached.verdict;
-      const v = await verdict(server, tool, null);
+      const v = await verdict(server, tool);
       recent.set(tool, { server, at: now, verdict: v });
       return v;
     },

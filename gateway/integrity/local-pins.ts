@@ -20,13 +20,20 @@ export class LocalPinStore implements PinStore {
   }
 
   async pinFirstSeen(pin: ToolPin): Promise<ToolPin> {
-    checkPin(pin);
-    return this.file.update((doc) => {
-      const current = doc.pins.get(pin.server)?.get(pin.tool);
-      if (current) return current;
-      setIn(doc.pins, pin.server, pin.tool, { ...pin });
-      return doc.pins.get(pin.server)!.get(pin.tool)!;
-    });
+    return (await this.pinAllFirstSeen([pin]))[0]!;
+  }
+
+  async pinAllFirstSeen(pins: readonly ToolPin[]): Promise<ToolPin[]> {
+    if (pins.length === 0) return [];
+    for (const pin of pins) checkPin(pin);
+    return this.file.update((doc) =>
+      pins.map((pin) => {
+        const current = doc.pins.get(pin.server)?.get(pin.tool);
+        if (current) return current;
+        setIn(doc.pins, pin.server, pin.tool, { ...pin });
+        return doc.pins.get(pin.server)!.get(pin.tool)!;
+      }),
+    );
   }
 
   async approve(server: string, tool: string, definition: ToolDefinition, operator: string): Promise<ToolPin> {

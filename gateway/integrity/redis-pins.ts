@@ -76,6 +76,11 @@ export class RedisPinStore implements PinStore {
     return readPin(parseJson(reply, this.where(pin.server, pin.tool)), this.where(pin.server, pin.tool));
   }
 
+  /** Each pin is its own atomic HSETNX script (another replica may win any of them); sent together, answered together. */
+  async pinAllFirstSeen(pins: readonly ToolPin[]): Promise<ToolPin[]> {
+    return Promise.all(pins.map((pin) => this.pinFirstSeen(pin)));
+  }
+
   async approve(server: string, tool: string, definition: ToolDefinition, operator: string): Promise<ToolPin> {
     const name = checkActor(operator, "operator");
     const digest = definitionDigest(tool, definition);

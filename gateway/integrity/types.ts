@@ -66,6 +66,11 @@ export interface PinStore {
   /** Pins `pin` unless the tool is pinned already; returns the pin in force (another replica's, if it won). */
   pinFirstSeen(pin: ToolPin): Promise<ToolPin>;
   /**
+   * pinFirstSeen for every pin of a listing at once (one write of the local file, not one per tool:
+   * a first listing of 1,000 tools rewrote the file 1,000 times). Returns the pins in force, in order.
+   */
+  pinAllFirstSeen(pins: readonly ToolPin[]): Promise<ToolPin[]>;
+  /**
    * Pins the drifted definition an upstream listed (`pinnedBy: operator:NAME`) and drops the drift.
    * Refused (IntegrityError) unless a drift of exactly this definition was seen: `no_drift_seen`,
    * `drift_changed` when the drift seen since is another definition.

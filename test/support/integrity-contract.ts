@@ -68,6 +68,19 @@ export function integrityStoreContract(open: () => Promise<Replicas>): void {
       assert.equal((await b.pins.get("files", "read_file"))?.digest, winner);
     });
 
+    it("pinAllFirstSeen pins a listing's new tools at once, keeps the pins in force, and answers in order", async () => {
+      const { a, b, clock } = await open();
+      await b.pins.pinFirstSeen(pinOf("files", readFileRugPulled, "first_seen", clock.now()));
+      const tools = Array.from({ length: 50 }, (_, i) => ({ ...readFile, name: `tool_${i}` }));
+      const batch = [pinOf("files", readFile, "first_seen", clock.now()), ...tools.map((t) => pinOf("files", t, "first_seen", clock.now()))];
+      const inForce = await a.pins.pinAllFirstSeen(batch);
+      assert.deepEqual(inForce.map((p) => p.tool), batch.map((p) => p.tool));
+      assert.equal(inForce[0]!.digest, pinOf("files", readFileRugPulled, "first_seen", clock.now()).digest, "the pin another replica made stays in force");
+      assert.deepEqual(inForce.slice(1).map((p) => p.digest), batch.slice(1).map((p) => p.digest));
+      assert.equal((await b.pins.list("files")).length, 51, "the other replica sees every new pin");
+      assert.deepEqual(await a.pins.pinAllFirstSeen([]), []);
+    });
+
     it("a pin whose digest is not its definition's is refused", async () => {
       const { a, clock } = await open();
       const pin = { ...pinOf("files", readFile, "first_seen", clock.now()), digest: pinOf("files", readFileRugPulled, "first_seen", 0).digest };
