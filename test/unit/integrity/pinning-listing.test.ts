@@ -27,7 +27,7 @@ describe("tool pinning: a listing's verdicts", () => {
     await pins.pinFirstSeen(pinOf("files", readFile, "first_seen", clock.now()));
     writes.one = 0;
     const pinning = toolPinning(pins, clock, () => undefined);
-    const tools = [readFileRugPulled, ...Array.from({ length: 300 }, (_, i) => ({ ...readFile, name: `tool_${i}` }))];
+    const tools = [readFileRugPulled, ...Array.from({ length: 300 }, (_, i) => ({ ...readFile, name: `tool_${i}` }))] as unknown as Parameters<ReturnType<typeof toolPinning>["listing"]>[1];
     const first = await pinning.listing("files", tools);
     assert.deepEqual(writes, { one: 0, batches: [300] }, "one write for the 300 new tools, none for the known one");
     assert.equal(first.verdicts.get("read_file")?.state, "drifted", "the known tool is judged against its pin");
