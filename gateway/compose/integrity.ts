@@ -4,7 +4,7 @@ import type { ApprovalStep } from "../audit/index.js";
 import type { ConsoleIntegrity } from "../console/index.js";
 import { approvalBinding, catalogProblems, isIntegrityError, pinOf, toolDefinitionOf, type ApprovalStore, type FieldChange, type PinStore, type ToolPin } from "../integrity/index.js";
 import type { CallApprovals, CallBinding, ToolDefinition, ToolPinning, ToolVerdict } from "../proxy/index.js";
-import { NO_DATA_PINS, type ToolPinsFromData } from "../policy/index.js";
+import { listedToolDigest, NO_DATA_PINS, type ToolPinsFromData } from "../policy/index.js";
 
 /** How long a call reuses the verdict on the same definition object. */
 const VERDICT_REUSE_MS = 1000;
@@ -21,33 +21,35 @@ export function describeChanges(changes: readonly FieldChange[]): string {
  * or equal once Unicode-normalised and case-folded) are refused outright.
  */
 export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logger, dataPins: () => ToolPinsFromData = () => NO_DATA_PINS): ToolPinning {
-  /** The verdict on `seen` given the pin in force; a differing definition is noted as a drift. */
-  const against = async (server: string, tool: ToolDefinition, seen: ToolPin, inForce: ToolPin, firstSight: boolean): Promise<ToolVerdict> => {
-    if (inForce.digest === seen.digest) {
-      if (firstSight) log("info", "tool pinned on first sight", { server, tool: tool.name, digest: seen.digest });
-      return { state: "pinned", digest: seen.digest };
+  /** The verdict on a definition of digest `digest` given the pin in force; a differing one is noted as a drift. */
+  const against = async (server: string, tool: ToolDefinition, digest: string, inForce: { digest: string }, firstSight: boolean): Promise<ToolVerdict> => {
+    if (inForce.digest === digest) {
+      if (firstSight) log("info", "tool pinned on first sight", { server, tool: tool.name, digest });
+      return { state: "pinned", digest };
     }
     const drift = await pins.noteDrift(server, tool.name, toolDefinitionOf(tool));
-    return { state: "drifted", digest: seen.digest, pinnedDigest: inForce.digest, changes: describeChanges(drift?.changes ?? []) };
+    return { state: "drifted", digest, pinnedDigest: inForce.digest, changes: describeChanges(drift?.changes ?? []) };
   };
   /**
    * The verdict when it needs no new pin: a digest named in policy data (pinnedBy policy_data,
    * changed with a signed bundle only) or a stored pin. `undefined`: never seen, pin it.
    */
-  const known = async (server: string, tool: ToolDefinition, seen: ToolPin, stored: ToolPin | null): Promise<ToolVerdict | undefined> => {
+  const known = async (server: string, tool: ToolDefinition, digest: string, stored: { digest: string } | null): Promise<ToolVerdict | undefined> => {
     const named = dataPins().get(server)?.get(tool.name);
     if (named !== undefined) {
-      if (named === seen.digest) return { state: "pinned", digest: seen.digest };
+      if (named === digest) return { state: "pinned", digest };
       // The fields that changed can be told when the store holds the definition of that digest.
       const drift = stored?.digest === named ? await pins.noteDrift(server, tool.name, toolDefinitionOf(tool)) : null;
       const changes = drift ? describeChanges(drift.changes) : "the definition is not the one whose digest policy data pins (data.portcullis.tool_pins)";
-      return { state: "drifted", digest: seen.digest, pinnedDigest: named, changes };
+      return { state: "drifted", digest, pinnedDigest: named, changes };
     }
-    return stored === null ? undefined : against(server, tool, seen, stored, false);
+    return stored === null ? undefined : against(server, tool, digest, stored, false);
   };
+  /** A first-seen pin is built (the definition copied) only for a tool that needs one. */
+  const firstSeen = (server: string, tool: ToolDefinition, now: number): ToolPin => pinOf(server, tool, "first_seen", now);
   const verdict = async (server: string, tool: ToolDefinition): Promise<ToolVerdict> => {
-    const seen = pinOf(server, tool, "first_seen", clock.now());
-    return (await known(server, tool, seen, await pins.get(server, tool.name))) ?? against(server, tool, seen, await pins.pinFirstSeen(seen), true);
+    const digest = listedToolDigest(tool);
+    return (await known(server, tool, digest, await pins.get(server, tool.name))) ?? against(server, tool, digest, await pins.pinFirstSeen(firstSeen(server, tool, clock.now())), true);
   };
   const recent = new WeakMap<ToolDefinition, { server: string; at: number; verdict: ToolVerdict }>();
   return {
@@ -59,20 +61,23 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
       }
       const pinned = new Map((await pins.list(server)).map((p) => [p.tool, p]));
       const verdicts = new Map<string, ToolVerdict>();
-      const unseen: Array<{ tool: ToolDefinition; seen: ToolPin }> = [];
+      const unseen: ToolPin[] = [];
+      const unseenTools: ToolDefinition[] = [];
       const judged = new Set<string>();
       const now = clock.now();
       for (const t of tools) {
         if (refused.has(t.name) || judged.has(t.name)) continue;
         judged.add(t.name);
-        const seen = pinOf(server, t, "first_seen", now);
-        const v = await known(server, t, seen, pinned.get(t.name) ?? null);
+        const v = await known(server, t, listedToolDigest(t), pinned.get(t.name) ?? null);
         if (v !== undefined) verdicts.set(t.name, v);
-        else unseen.push({ tool: t, seen });
+        else {
+          unseen.push(firstSeen(server, t, now));
+          unseenTools.push(t);
+        }
       }
       // Every tool seen for the first time is pinned in one store write.
-      const inForce = await pins.pinAllFirstSeen(unseen.map((u) => u.seen));
-      for (const [i, u] of unseen.entries()) verdicts.set(u.tool.name, await against(server, u.tool, u.seen, inForce[i]!, true));
+      const inForce = await pins.pinAllFirstSeen(unseen);
+      for (const [i, pin] of unseen.entries()) verdicts.set(pin.tool, await against(server, unseenTools[i]!, pin.digest, inForce[i]!, true));
       return { verdicts, refused };
     },
     tool: async (server, tool) => {

@@ -41,7 +41,7 @@ export { MAX_APPROVAL_TTL_SECONDS, toDecision, type ConvertedDecision } from "./
 export { decideResultWith, noResultPolicy, toResultDecision, type ConvertedResultDecision } from "./result-decision.js";
 export { applyRedactions, RESULT_REDACTED, type AppliedRedaction, type RedactionOutcome, type UnresolvedRedaction } from "./redact.js";
 export { WasmPolicyEngine, type EvaluationPath, type WasmMemoryLimits, type WasmPolicyEngineOptions } from "./engine.js";
-export { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";
+export { buildPolicyInput, listedToolDigest, toolDigest, type McpToolDefinition, type PolicyIdentity } from "./input.js";
 // Lists decided in one pass (issue 13): the items, their inputs, and the call for any engine.
 export { decideItemsWith, itemInput, listItem } from "./list.js";
 export { createHostBuiltins, DecisionTime, HOST_BUILTIN_NAMES, type HostBuiltin } from "./builtins.js";

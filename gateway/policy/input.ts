@@ -83,6 +83,16 @@ export function policyTool(tool: McpToolDefinition): PolicyTool {
 }
 
 /**
+ * The toolDigest of a listed definition object, computed once per object: the digest in the
+ * policy's tool view of it, so pinning and policy hash a listing's tools once between them.
+ * Like the view, it assumes the object is not changed after it was listed (it is not: listings
+ * are parsed per answer and kept as they are).
+ */
+export function listedToolDigest(tool: McpToolDefinition): string {
+  return policyTool(tool).digest;
+}
+
+/**
  * toolDigest is "sha256:" + hex sha256 over the canonical JSON (sorted keys, OPA's escaping) of
  * the definition's name, title, description, inputSchema, outputSchema and annotations; absent
  * fields are omitted, so key order and unrelated fields (icons, _meta) do not change it.
