@@ -18,7 +18,13 @@ cfg := data.portcullis
 
 # METADATA
 # title: decision
-# description: The one entrypoint (mcp/authz/decision); its shape is contract 3.
+# description: |
+#   The one entrypoint (mcp/authz/decision); its shape is contract 3. A listed item is decided
+#   for its visibility alone: the gateway reads only `allow` of it (a list request has no other
+#   decision and one audit event), so the reasons, limits and masks are not computed for every
+#   item of a 1,000-tool listing.
+decision := {"allow": allow} if listed_item
+
 decision := object.union_n([
 	{"allow": allow, "reasons": reasons},
 	message_field,
@@ -26,7 +32,10 @@ decision := object.union_n([
 	mask_field,
 	required_scopes_field,
 	require_approval_field,
-])
+]) if not listed_item
+
+# The methods the gateway decides once per listed item (contract 3).
+listed_item if input.request.method in {"tools/list", "resources/list", "prompts/list"}
 
 # METADATA
 # title: result

@@ -220,8 +220,16 @@ test_listed_tool_is_hidden_when_not_granted if {
 
 test_listing_needs_the_scope if {
 	d := authz.decision with input as listed(agent(["analyst"], ["mcp:prompts"]), "demo", "echo")
-	d.allow == false
-	d.reasons == ["missing scope mcp:tools"]
+	d == {"allow": false}
+	authz.reasons == ["missing scope mcp:tools"] with input as listed(agent(["analyst"], ["mcp:prompts"]), "demo", "echo")
+}
+
+# A listed item's decision is its visibility alone: no reasons, limits or masks for the gateway to skip.
+test_a_listed_item_is_decided_for_visibility_only if {
+	authz.decision == {"allow": true} with input as listed(analyst, "demo", "echo")
+	authz.decision == {"allow": false} with input as listed(analyst, "demo", "delete_record")
+	d := authz.decision with input as call(analyst, "demo", "echo", {"text": "hi"})
+	d.reasons == ["role analyst grants tool echo on server demo"]
 }
 
 test_resources_and_prompts_follow_grants if {
