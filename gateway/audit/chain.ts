@@ -1,6 +1,9 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, hash, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import { canonicalJsonOfValue } from "../policy/index.js";
 import type { AuditChainFields, AuditEvent } from "./types.js";
+
+/** One-shot sha256 of the text's UTF-8 (crypto.hash: no Hash object per event). */
+const sha256Hex = (text: string): string => hash("sha256", text, "hex");
 
 /** `chain.prev` of the first event of an epoch: nothing precedes it. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -56,7 +59,7 @@ export class AuditChain {
     const seq = this.seq + 1;
     const link = { epoch: this.epoch, seq, prev: this.prev };
     // chainHash's input without its copies: `link` holds none of the fields the hash leaves out.
-    const hash = createHash("sha256").update(canonicalJsonOfValue({ ...event, chain: link }), "utf8").digest("hex");
+    const hash = sha256Hex(canonicalJsonOfValue({ ...event, chain: link }));
     const chain: AuditChainFields = { ...link, hash };
     if (this.key && seq % this.every === 0) {
       chain.signature = signCheckpoint(hash, this.key);
@@ -76,7 +79,7 @@ export class AuditChain {
 export function chainHash(event: { chain?: unknown } & Record<string, unknown>): string {
   const chain = (typeof event.chain === "object" && event.chain !== null ? event.chain : {}) as Record<string, unknown>;
   const { hash: _h, signature: _s, key_id: _k, ...link } = chain;
-  return createHash("sha256").update(canonicalJsonOfValue({ ...event, chain: link }), "utf8").digest("hex");
+  return sha256Hex(canonicalJsonOfValue({ ...event, chain: link }));
 }
 
 /** Ed25519 over the ASCII bytes of the hex hash, base64. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { buildPolicyInput, toolDigest, type McpToolDefinition, type PolicyRequest } from "../../../gateway/policy/index.js";
+import { buildPolicyInput, canonicalJsonOfValue, toolDigest, type McpToolDefinition, type PolicyRequest } from "../../../gateway/policy/index.js";
 
 const identity = {
   sub: "alice",
@@ -128,5 +128,30 @@ describe("toolDigest", () => {
   it("ignores fields outside the definition (icons, _meta)", () => {
     const decorated = { ...readFile, icons: [{ src: "x" }], _meta: { a: 1 } } as McpToolDefinition;
     assert.equal(toolDigest(decorated), toolDigest(readFile));
+  });
+});
+
+describe("toolDigest's memo", () => {
+  it("answers what hashing the canonical JSON answers, for the same definition again, a reordered one and a changed one", async () => {
+    const fc = (await import("fast-check")).default;
+    const hashed = (t: Record<string, unknown>): string =>
+      `sha256:${createHash("sha256").update(canonicalJsonOfValue({ name: t.name, title: t.title, description: t.description, inputSchema: t.inputSchema, outputSchema: t.outputSchema, annotations: t.annotations }), "utf8").digest("hex")}`;
+    const definition = fc.record(
+      { name: fc.string({ minLength: 1, maxLength: 8 }), title: fc.string(), description: fc.string(), inputSchema: fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })), annotations: fc.dictionary(fc.string({ maxLength: 4 }), fc.boolean()) },
+      { requiredKeys: ["name"] },
+    );
+    fc.assert(
+      fc.property(definition, fc.string({ minLength: 1 }), (tool, extra) => {
+        const expected = hashed(tool);
+        assert.equal(toolDigest(tool), expected);
+        assert.equal(toolDigest(JSON.parse(JSON.stringify(tool))), expected, "a new object with the same definition");
+        const reordered = Object.fromEntries(Object.entries(tool).reverse()) as typeof tool;
+        assert.equal(toolDigest(reordered), expected, "members in another order");
+        const changed = { ...tool, description: `${tool.description ?? ""}${extra}` };
+        assert.equal(toolDigest(changed), hashed(changed));
+        assert.notEqual(toolDigest(changed), expected);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
