@@ -2,7 +2,8 @@
  * `npm run bench:profile`: where the gateway's CPU goes on tools/call. Starts server-everything, the
  * bench issuer and `portcullis serve` under `--cpu-prof` (the same config as `npm run bench`'s
  * gateway row, or with the Kafka outbox when PROFILE_OUTBOX=1), drives echo calls from 8 sessions
- * (or, with PROFILE_LIST=N, tools/list of an N-tool catalogue from one session), stops the gateway
+ * (or, with PROFILE_LIST=N, tools/list of an N-tool catalogue from one session; with PROFILE_IDLE=1,
+ * nothing at all: what the process spends on its own, per second), stops the gateway
  * so V8 writes its profile, and prints:
  *   - self time by part: each of gateway/'s folders, each node_modules package, Node's own
  *     internals by module, GC, and the rest;
@@ -10,14 +11,14 @@
  *   - inclusive time of the gateway's pipeline stages (every sample under a stage's frame).
  * The profile file stays in the printed folder for Chrome DevTools or speedscope.
  *
- *   npm run bench:profile -- [seconds=20]      PROFILE_OUTBOX=1, PROFILE_LIST=1000, BENCH_KEEP=1
+ *   npm run bench:profile -- [seconds=20]      PROFILE_OUTBOX=1, PROFILE_LIST=1000, PROFILE_IDLE=1, BENCH_KEEP=1
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connectMany } from "./support/clients.js";
 import { listServer } from "./list-size.js";
 import { startBenchBroker } from "./support/kafka-broker.js";
-import { runMain, startProcess, stopAll } from "./support/processes.js";
+import { cpuMs, runMain, startProcess, stopAll } from "./support/processes.js";
 import { printTable } from "./support/report.js";
 import { buildBenchBundle, freePort, repoRoot, startEverything, startGateway, startIssuer, workDir } from "./support/setup.js";
 
@@ -130,11 +131,16 @@ async function main(): Promise<void> {
       audit: { kafka: { brokers: broker.brokers, topic: "portcullis.profile.audit", createTopic: { partitions: 1, replicationFactor: 1 } }, outbox: { dir: join(work, "outbox") } },
     }),
   });
-  const what = listSize === undefined ? `${SESSIONS} sessions of echo calls` : `one session listing ${listSize} tools`;
+  const what = process.env.PROFILE_IDLE === "1" ? "no calls (figures per second)" : listSize === undefined ? `${SESSIONS} sessions of echo calls` : `one session listing ${listSize} tools`;
   process.stdout.write(`profiling portcullis serve${outbox ? " with the Kafka outbox" : ""}: ${what} for ${SECONDS} s (${repoRoot})\n`);
   const clients = await connectMany(listSize === undefined ? SESSIONS : 1, "v1", gateway.url(listSize === undefined ? "everything" : listServer(listSize)), gateway.token);
   // Warm-up (first sight of the tools, JIT, session set-up) is left out of the summary.
+  const idle = process.env.PROFILE_IDLE === "1";
   const drive = async (ms: number): Promise<number> => {
+    if (idle) {
+      await new Promise((r) => setTimeout(r, ms));
+      return ms / 1000; // "per call" reads as per second
+    }
     let served = 0;
     const end = performance.now() + ms;
     await Promise.all(clients.map(async (c) => {
@@ -148,13 +154,17 @@ async function main(): Promise<void> {
   };
   await drive(WARMUP_MS);
   const fromUs = Number(process.hrtime.bigint() / 1000n);
+  const cpu0 = cpuMs(gateway.process.pid);
   const served = await drive(SECONDS * 1000);
+  const processCpuMs = cpuMs(gateway.process.pid) - cpu0;
   const toUs = Number(process.hrtime.bigint() / 1000n);
   await Promise.all(clients.map((c) => c.close()));
   await gateway.process.stop();
   const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
   if (!file) throw new Error(`the gateway wrote no profile into ${profileDir}`);
   summarise(JSON.parse(readFileSync(join(profileDir, file), "utf8")) as CpuProfile, served, fromUs, toUs);
+  // The profile is of the JS thread; the kernel's figure adds GC helper threads, libuv's pool and system time.
+  process.stdout.write(`\nthe process's CPU in the window (every thread, user + system, profiler included): ${(processCpuMs / served).toFixed(3)} ms per ${idle ? "second" : "call"}\n`);
   process.stdout.write(`\nprofile file: ${join(profileDir, file)} (start-up and warm-up are in it too; the summary is of the measured ${SECONDS} s)\n`);
   await stopAll();
 }

@@ -19,6 +19,7 @@ import { DeadLetterFile, deadLetterLine } from "./outbox-dead-letter.js";
 import type { EncodedEvent } from "./jsonl.js";
 import type { AuditEvent, AuditSink, SinkCloseReport } from "./types.js";
 import type { KafkaSecurityOptions } from "./kafka-security.js";
+import { applyKafkaJsIdleFix } from "./kafkajs-idle-fix.js";
 
 /** The parts of a kafkajs producer the sink uses (a seam for unit tests). */
 export type KafkaProducerLike = Pick<Producer, "connect" | "disconnect" | "send">;
@@ -527,6 +528,7 @@ export class KafkaSink implements AuditSink {
     // The brief's switch for kafkajs's partitioner notice; harmless with the explicit partitioner.
     process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
     const log = this.log;
+    applyKafkaJsIdleFix();
     return new Kafka({
       clientId: this.opts.clientId ?? "portcullis-audit",
       brokers: this.opts.brokers,

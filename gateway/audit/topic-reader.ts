@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Kafka, logLevel, type Consumer } from "kafkajs";
 import type { KafkaSecurityOptions } from "./kafka-security.js";
 import type { StoredRecord } from "./verify.js";
+import { applyKafkaJsIdleFix } from "./kafkajs-idle-fix.js";
 
 /** Where `audit verify` and `audit tail` read from. */
 export interface TopicSource {
@@ -24,6 +25,7 @@ export function readJsonlFile(path: string): StoredRecord[] {
 
 function client(src: TopicSource): Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
+  applyKafkaJsIdleFix();
   return new Kafka({
     clientId: src.clientId ?? "portcullis-audit-reader",
     brokers: src.brokers,
