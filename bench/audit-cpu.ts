@@ -11,7 +11,7 @@
  *   BENCH_EVENTS=4000 BENCH_ROUNDS=7 BENCH_INFLIGHT=1,8 BENCH_MODES=file,outbox
  *   node --cpu-prof dist/bench/audit-cpu.js   profile it
  *
- * The event is shaped like the proxy bench's (bench/proxy-latency.ts): server-everything's echo
+ * The event is shaped like the gateway bench's (bench/gateway-cost.ts): server-everything's echo
  * tool, a JWT identity, the starter policy's answer, the default sensitive-key masking.
  */
 import { mkdtempSync, rmSync } from "node:fs";

@@ -82,6 +82,9 @@ async function main(): Promise<void> {
   runBench("sessions.js");
 
   printSummary(`issue 13 targets (${elapsed()} in all, load average now ${load()})`);
+  if (targetLines().some((l) => l.verdict === "MISS")) {
+    process.stdout.write("  why a missed target is missed, with the profile that shows it: docs/performance.md; where the CPU goes now: npm run bench:profile\n");
+  }
   if (process.env.BENCH_STRICT && targetLines().some((l) => l.verdict === "MISS")) process.exitCode = 1;
 }
 
