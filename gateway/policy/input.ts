@@ -114,14 +114,31 @@ export function toolDigest(tool: McpToolDefinition): string {
   const known = digestMemo.get(key);
   if (known !== undefined) return known;
   const digest = `sha256:${hash("sha256", canonicalJsonOfValue(fields))}`;
-  if (digestMemo.size >= DIGEST_MEMO_MAX) digestMemo.delete(digestMemo.keys().next().value!);
-  digestMemo.set(key, digest);
+  // Bounded in entries and in characters: an upstream listing huge or ever-changing definitions
+  // costs the memo its hits, never the gateway its memory.
+  if (key.length <= DIGEST_MEMO_KEY_MAX_CHARS) {
+    while (digestMemo.size > 0 && (digestMemo.size >= DIGEST_MEMO_MAX || digestMemoChars + key.length > DIGEST_MEMO_MAX_CHARS)) {
+      const oldest = digestMemo.keys().next().value!;
+      digestMemo.delete(oldest);
+      digestMemoChars -= oldest.length;
+    }
+    digestMemo.set(key, digest);
+    digestMemoChars += key.length;
+  }
   return digest;
 }
 
-/** Definitions whose digest is remembered: a few catalogues of 1,000 tools. */
+/** Definitions whose digest is remembered: a few catalogues of 1,000 tools, at most 8 Mi characters of definitions. */
 const DIGEST_MEMO_MAX = 4096;
+const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
+const DIGEST_MEMO_KEY_MAX_CHARS = 64 * 1024;
 const digestMemo = new Map<string, string>();
+let digestMemoChars = 0;
+
+/** The memo's size, for tests of its bounds. */
+export function toolDigestMemoSize(): { entries: number; chars: number } {
+  return { entries: digestMemo.size, chars: digestMemoChars };
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);

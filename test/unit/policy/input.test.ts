@@ -155,3 +155,17 @@ describe("toolDigest's memo", () => {
     );
   });
 });
+
+describe("toolDigest's memo bounds", () => {
+  it("stays within its entries and characters however many or however large the definitions an upstream lists", async () => {
+    const { toolDigestMemoSize } = await import("../../../gateway/policy/input.js");
+    for (let i = 0; i < 5000; i++) toolDigest({ name: `t${i}`, description: "x".repeat(3000) });
+    const after = toolDigestMemoSize();
+    assert.ok(after.entries <= 4096, `${after.entries} entries`);
+    assert.ok(after.chars <= 8 * 1024 * 1024, `${after.chars} characters`);
+    const huge = { name: "huge", description: "y".repeat(200_000) };
+    const digest = toolDigest(huge);
+    assert.equal(toolDigest({ ...huge }), digest, "a definition too large to remember is still hashed right");
+    assert.ok(toolDigestMemoSize().chars <= 8 * 1024 * 1024);
+  });
+});
