@@ -21,9 +21,18 @@ cfg := data.portcullis
 # description: |
 #   The one entrypoint (mcp/authz/decision); its shape is contract 3. A listed item is decided
 #   for its visibility alone: the gateway reads only `allow` of it (a list request has no other
-#   decision and one audit event), so the reasons, limits and masks are not computed for every
-#   item of a 1,000-tool listing.
-decision := {"allow": allow} if listed_item
+#   decision and one audit event), so grant reasons, limits and masks are not computed for every
+#   item of a 1,000-tool listing. A hidden item still says why (`portcullis policy eval`); its
+#   deny reasons are the ones `allow` has already evaluated.
+decision := {"allow": true} if {
+	listed_item
+	allow
+}
+
+decision := {"allow": false, "reasons": sort(deny_reasons)} if {
+	listed_item
+	not allow
+}
 
 decision := object.union_n([
 	{"allow": allow, "reasons": reasons},

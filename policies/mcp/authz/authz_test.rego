@@ -220,14 +220,14 @@ test_listed_tool_is_hidden_when_not_granted if {
 
 test_listing_needs_the_scope if {
 	d := authz.decision with input as listed(agent(["analyst"], ["mcp:prompts"]), "demo", "echo")
-	d == {"allow": false}
-	authz.reasons == ["missing scope mcp:tools"] with input as listed(agent(["analyst"], ["mcp:prompts"]), "demo", "echo")
+	d == {"allow": false, "reasons": ["missing scope mcp:tools"]}
 }
 
-# A listed item's decision is its visibility alone: no reasons, limits or masks for the gateway to skip.
+# A listed item's decision is its visibility alone: no grant reasons, limits or masks for the
+# gateway to skip; a hidden item still says why.
 test_a_listed_item_is_decided_for_visibility_only if {
 	authz.decision == {"allow": true} with input as listed(analyst, "demo", "echo")
-	authz.decision == {"allow": false} with input as listed(analyst, "demo", "delete_record")
+	authz.decision == {"allow": false, "reasons": ["no role grants tool delete_record on server demo"]} with input as listed(analyst, "demo", "delete_record")
 	d := authz.decision with input as call(analyst, "demo", "echo", {"text": "hi"})
 	d.reasons == ["role analyst grants tool echo on server demo"]
 }
