@@ -66,16 +66,21 @@ export function policyAgent(identity: PolicyIdentity): PolicyAgent {
   return view;
 }
 
-/** policyTool is the policy's view of a tool definition, cached per definition object. */
+/**
+ * policyTool is the policy's view of a tool definition, cached per definition object, and shared
+ * by definitions with the same content (the memo below): a listing parsed afresh gets the views of
+ * the last one, which the wasm engine has already parsed and pinned.
+ */
 export function policyTool(tool: McpToolDefinition): PolicyTool {
   let view = toolCache.get(tool);
   if (view === undefined) {
-    view = Object.freeze({
+    const known = definitionOf(tool);
+    view = known.view ??= Object.freeze({
       name: tool.name,
       description: typeof tool.description === "string" ? tool.description : null,
       input_schema: isRecord(tool.inputSchema) ? tool.inputSchema : {},
       annotations: isRecord(tool.annotations) ? tool.annotations : {},
-      digest: toolDigest(tool),
+      digest: known.digest,
     });
     toolCache.set(tool, view);
   }
@@ -98,6 +103,25 @@ export function listedToolDigest(tool: McpToolDefinition): string {
  * fields are omitted, so key order and unrelated fields (icons, _meta) do not change it.
  */
 export function toolDigest(tool: McpToolDefinition): string {
+  return definitionOf(tool).digest;
+}
+
+interface KnownDefinition {
+  digest: string;
+  /** The policy's view, built from the first definition object of this content. */
+  view?: PolicyTool;
+}
+
+/**
+ * What is known of a definition's content. Every listing is parsed afresh, so the same
+ * definitions come back as new objects each time. Memo key: the digested fields' JSON.stringify
+ * text (native, a third of canonical JSON's cost). Equal texts are equal JSON values with members
+ * in the same order, so they have one canonical JSON, one digest and one view: the memo can only
+ * ever answer what hashing (and building the view) would. Bounded in entries and in characters,
+ * oldest out first: an upstream listing huge or ever-changing definitions costs the memo its hits,
+ * never the gateway its memory.
+ */
+function definitionOf(tool: McpToolDefinition): KnownDefinition {
   const fields = {
     name: tool.name,
     title: tool.title,
@@ -106,38 +130,32 @@ export function toolDigest(tool: McpToolDefinition): string {
     outputSchema: tool.outputSchema,
     annotations: tool.annotations,
   };
-  // Every listing is parsed afresh, so the same definitions come back as new objects each time.
-  // Memo key: their JSON.stringify text (native, a third of canonical JSON's cost). Equal texts
-  // are equal JSON values with members in the same order, so they have one canonical JSON and
-  // one digest: the memo can only ever answer what hashing would. Bounded, oldest out first.
   const key = JSON.stringify(fields);
-  const known = digestMemo.get(key);
+  const known = definitionMemo.get(key);
   if (known !== undefined) return known;
-  const digest = `sha256:${hash("sha256", canonicalJsonOfValue(fields))}`;
-  // Bounded in entries and in characters: an upstream listing huge or ever-changing definitions
-  // costs the memo its hits, never the gateway its memory.
+  const fresh: KnownDefinition = { digest: `sha256:${hash("sha256", canonicalJsonOfValue(fields))}` };
   if (key.length <= DIGEST_MEMO_KEY_MAX_CHARS) {
-    while (digestMemo.size > 0 && (digestMemo.size >= DIGEST_MEMO_MAX || digestMemoChars + key.length > DIGEST_MEMO_MAX_CHARS)) {
-      const oldest = digestMemo.keys().next().value!;
-      digestMemo.delete(oldest);
+    while (definitionMemo.size > 0 && (definitionMemo.size >= DIGEST_MEMO_MAX || digestMemoChars + key.length > DIGEST_MEMO_MAX_CHARS)) {
+      const oldest = definitionMemo.keys().next().value!;
+      definitionMemo.delete(oldest);
       digestMemoChars -= oldest.length;
     }
-    digestMemo.set(key, digest);
+    definitionMemo.set(key, fresh);
     digestMemoChars += key.length;
   }
-  return digest;
+  return fresh;
 }
 
-/** Definitions whose digest is remembered: a few catalogues of 1,000 tools, at most 8 Mi characters of definitions. */
+/** Definitions remembered: a few catalogues of 1,000 tools, at most 8 Mi characters of definitions. */
 const DIGEST_MEMO_MAX = 4096;
 const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
 const DIGEST_MEMO_KEY_MAX_CHARS = 64 * 1024;
-const digestMemo = new Map<string, string>();
+const definitionMemo = new Map<string, KnownDefinition>();
 let digestMemoChars = 0;
 
 /** The memo's size, for tests of its bounds. */
 export function toolDigestMemoSize(): { entries: number; chars: number } {
-  return { entries: digestMemo.size, chars: digestMemoChars };
+  return { entries: definitionMemo.size, chars: digestMemoChars };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -169,3 +169,18 @@ describe("toolDigest's memo bounds", () => {
     assert.ok(toolDigestMemoSize().chars <= 8 * 1024 * 1024);
   });
 });
+
+describe("the policy's tool view, shared by equal definitions", () => {
+  it("gives a re-listed definition (a new object, same content) the view already built, and a changed one its own", () => {
+    const listed = (): McpToolDefinition => JSON.parse(JSON.stringify({ name: "share_me", description: "v1", inputSchema: { type: "object", properties: { a: { type: "string" } } }, annotations: { readOnlyHint: true } })) as McpToolDefinition;
+    const first = buildPolicyInput(identity, { ...request, method: "tools/list", tool: "share_me", arguments: null }, listed()).tool!;
+    const again = buildPolicyInput(identity, { ...request, method: "tools/list", tool: "share_me", arguments: null }, listed()).tool!;
+    assert.equal(again, first, "one frozen view: the engine parses and pins it once");
+    assert.ok(Object.isFrozen(first));
+    const changed = buildPolicyInput(identity, { ...request, method: "tools/list", tool: "share_me", arguments: null }, { ...listed(), description: "v2" }).tool!;
+    assert.notEqual(changed, first);
+    assert.equal(changed.description, "v2");
+    assert.notEqual(changed.digest, first.digest);
+    assert.equal(first.description, "v1", "the shared view is not touched by the change");
+  });
+});
