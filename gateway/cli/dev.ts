@@ -64,6 +64,9 @@ export async function runDev(
           ...(existsSync(everything) ? { everything: { command: process.execPath, args: [everything, "stdio"] } } : {}),
         },
         audit: { file: "var/audit.jsonl" },
+        // Its own pin file: the test suite's gateways run from the repository too, and a pin one of
+        // them left for an upstream it called "demo" would show the demo's tools as drifted.
+        integrity: { file: "var/dev/integrity.json" },
       },
       "(embedded dev config)",
     );
