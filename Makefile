@@ -242,7 +242,12 @@ integration: build tools-python conformance-deps
 	@echo "==> integration tests (KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT))"
 	@# --exit: the suite as a whole leaves one timer referenced after its last test (not yet traced;
 	@# every file alone exits by itself), and CI must never wait on it.
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(MOCHA) --exit --timeout 60000 'dist/test/integration/**/*.test.js'
+	@# A gateway a test starts must keep its state (the pin file) in a temporary folder: one left in the
+	@# repository's var/ would outlive the suite and, for another upstream of the same name, read as drift.
+	@before=$$(stat -c "%y %s" var/integrity.json 2>/dev/null || echo none); \
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) $(MOCHA) --exit --timeout 60000 'dist/test/integration/**/*.test.js' || exit $$?; \
+	after=$$(stat -c "%y %s" var/integrity.json 2>/dev/null || echo none); \
+	if [ "$$before" != "$$after" ]; then echo "integration: the suite wrote var/integrity.json in the repository (a test's config resolves its pin file against the working directory; give it a temporary folder)" >&2; exit 1; fi
 
 # The deploy artefacts without Docker or a cluster: the Dockerfile's stages replayed in a temporary folder and the
 # image's command started as its user (scripts/check-dockerfile.mjs); the Helm chart linted, rendered with each

@@ -59,7 +59,7 @@ describe("edge and upstream protection (real gateway)", function () {
         // edge.maxBodyBytes and edge.allowedOrigins keep their defaults (4 MiB, none).
         edge: { headersTimeoutMs: 500, requestTimeoutMs: 800 },
       },
-      "edge-protection.yaml",
+      join(mkdtempSync(join(tmpdir(), "pc-edge-config-")), "edge-protection.yaml"), // relative paths (the pin file) stay out of the repository
     );
     gateway = await startGateway(config, { log: () => undefined });
     token = idp.mint({ sub: "alice", roles: ["analyst"], scope: "mcp:tools" });

@@ -32,7 +32,7 @@ describe("stdio upstream", function () {
         },
         audit: { file: join(mkdtempSync(join(tmpdir(), "pc-stdio-")), "audit.jsonl") },
       },
-      "stdio.yaml",
+      join(mkdtempSync(join(tmpdir(), "pc-stdio-config-")), "stdio.yaml"), // relative paths (the pin file) stay out of the repository
     );
     gateway = await startGateway(config, { log: (level, msg, fields) => void logs.push({ level, msg, ...(fields && { fields }) }) });
     url = `${gateway.url}/mcp/crashing`;
