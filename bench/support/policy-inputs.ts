@@ -4,6 +4,7 @@
  * definition, and requests as the gateway builds them.
  */
 import { buildPolicyInput, type McpToolDefinition, type PolicyInput, type PolicyRequest } from "../../gateway/policy/index.js";
+import { policyRequest } from "../../test/support/policy-input.js";
 
 export const identity = {
   sub: "alice@example.com",
@@ -38,19 +39,7 @@ export const readFileTool: McpToolDefinition = {
 };
 
 export function request(method: PolicyRequest["method"], fields: Partial<PolicyRequest>): PolicyRequest {
-  return {
-    method,
-    server: "demo",
-    tool: null,
-    arguments: null,
-    resource: null,
-    prompt: null,
-    session_id: "7d0f3c5e-53f1-4a4e-9b8e-2b1f6d9c0a77",
-    protocol_version: "2025-11-25",
-    source_ip: "127.0.0.1",
-    time: "2026-11-24T10:00:00.000Z",
-    ...fields,
-  };
+  return policyRequest(method, { session_id: "7d0f3c5e-53f1-4a4e-9b8e-2b1f6d9c0a77", ...fields });
 }
 
 /** The starter library's tools/call of read_file, allowed: the decision issue 13 measures. */

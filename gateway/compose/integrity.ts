@@ -45,11 +45,9 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
     }
     return stored === null ? undefined : against(server, tool, digest, stored, false);
   };
-  /** A first-seen pin is built (the definition copied) only for a tool that needs one. */
-  const firstSeen = (server: string, tool: ToolDefinition, now: number): ToolPin => pinOf(server, tool, "first_seen", now);
   const verdict = async (server: string, tool: ToolDefinition): Promise<ToolVerdict> => {
     const digest = listedToolDigest(tool);
-    return (await known(server, tool, digest, await pins.get(server, tool.name))) ?? against(server, tool, digest, await pins.pinFirstSeen(firstSeen(server, tool, clock.now())), true);
+    return (await known(server, tool, digest, await pins.get(server, tool.name))) ?? against(server, tool, digest, await pins.pinFirstSeen(pinOf(server, tool, "first_seen", clock.now())), true);
   };
   const recent = new WeakMap<ToolDefinition, { server: string; at: number; verdict: ToolVerdict }>();
   return {
@@ -71,7 +69,8 @@ export function toolPinning(pins: PinStore, clock: Pick<Clock, "now">, log: Logg
         const v = await known(server, t, listedToolDigest(t), pinned.get(t.name) ?? null);
         if (v !== undefined) verdicts.set(t.name, v);
         else {
-          unseen.push(firstSeen(server, t, now));
+          // Only a tool that needs a pin has its definition copied into one.
+          unseen.push(pinOf(server, t, "first_seen", now));
           unseenTools.push(t);
         }
       }

@@ -13,10 +13,10 @@ import {
   type PolicyIdentity,
   type PolicyInput,
   type PolicyListItem,
-  type PolicyRequest,
   type ResultDecisionOutcome,
 } from "../../gateway/policy/index.js";
 import { buildSignedBundle, defaultPolicyDir, generateKeyPair, makeTempDir, type KeyPairPem } from "../support/bundles.js";
+import { policyRequest } from "../support/policy-input.js";
 
 /**
  * The direct path (wasm-direct.ts: input written straight into wasm memory, agent and tool views
@@ -55,19 +55,6 @@ const TOOLS: McpToolDefinition[] = [
   { name: "ëcho😀\u2028", description: "x".repeat(100_000), inputSchema: { type: "object", properties: { "a\"b\\c": { type: "string" }, "": { type: "null" } } } },
 ];
 
-const request = (method: string, fields: Partial<PolicyRequest> = {}): PolicyRequest => ({
-  method,
-  server: "demo",
-  tool: null,
-  arguments: null,
-  resource: null,
-  prompt: null,
-  session_id: "s1",
-  protocol_version: "2025-11-25",
-  source_ip: "127.0.0.1",
-  time: "2026-11-24T10:00:00.000Z",
-  ...fields,
-});
 
 /** Nested arrays and objects `depth` levels deep (the edge admits up to edge.maxJsonDepth, at most 512). */
 function nested(depth: number): unknown {
@@ -97,30 +84,30 @@ function varied(): PolicyInput[] {
   const agent = AGENTS[0]!;
   for (const a of AGENTS) {
     for (const t of TOOLS) {
-      inputs.push(buildPolicyInput(a, request("tools/call", { tool: t.name, arguments: { path: "/data/q3.csv" } }), t));
-      inputs.push(buildPolicyInput(a, request("tools/list", { tool: t.name }), t));
+      inputs.push(buildPolicyInput(a, policyRequest("tools/call", { tool: t.name, arguments: { path: "/data/q3.csv" } }), t));
+      inputs.push(buildPolicyInput(a, policyRequest("tools/list", { tool: t.name }), t));
     }
-    for (const method of ["initialize", "ping", "notifications/initialized", "admin/exec", "Tools/Call", "tasks/list"]) inputs.push(buildPolicyInput(a, request(method), null));
-    inputs.push(buildPolicyInput(a, request("resources/read", { resource: "demo://readme" }), null));
-    inputs.push(buildPolicyInput(a, request("resources/list", { resource: "demo://files/{path}" }), null));
-    inputs.push(buildPolicyInput(a, request("prompts/get", { prompt: "summarize", arguments: { topic: "q3" } }), null));
-    inputs.push(buildPolicyInput(a, request("completion/complete", { prompt: "summarize", resource: "demo://readme" }), null));
+    for (const method of ["initialize", "ping", "notifications/initialized", "admin/exec", "Tools/Call", "tasks/list"]) inputs.push(buildPolicyInput(a, policyRequest(method), null));
+    inputs.push(buildPolicyInput(a, policyRequest("resources/read", { resource: "demo://readme" }), null));
+    inputs.push(buildPolicyInput(a, policyRequest("resources/list", { resource: "demo://files/{path}" }), null));
+    inputs.push(buildPolicyInput(a, policyRequest("prompts/get", { prompt: "summarize", arguments: { topic: "q3" } }), null));
+    inputs.push(buildPolicyInput(a, policyRequest("completion/complete", { prompt: "summarize", resource: "demo://readme" }), null));
   }
   for (const args of ODD_ARGUMENTS) {
-    inputs.push(buildPolicyInput(agent, request("tools/call", { tool: "read_file", arguments: args }), TOOLS[0]!));
-    inputs.push(buildPolicyInput(agent, request("tools/call", { tool: "echo", arguments: args }), null));
-    inputs.push(buildPolicyInput(AGENTS[2]!, request("tools/call", { tool: "query", arguments: args }), TOOLS[3]!));
+    inputs.push(buildPolicyInput(agent, policyRequest("tools/call", { tool: "read_file", arguments: args }), TOOLS[0]!));
+    inputs.push(buildPolicyInput(agent, policyRequest("tools/call", { tool: "echo", arguments: args }), null));
+    inputs.push(buildPolicyInput(AGENTS[2]!, policyRequest("tools/call", { tool: "query", arguments: args }), TOOLS[3]!));
   }
   const ops = AGENTS[1]!;
   for (const time of ["2026-11-24T10:00:00.000Z", "2026-11-28T10:00:00.000Z", "2026-11-24T23:59:59.999Z", "not a time"]) {
     for (const source_ip of ["127.0.0.1", "10.1.2.3", "::ffff:10.0.0.1", "192.0.2.1", null]) {
-      inputs.push(buildPolicyInput(ops, request("tools/call", { tool: "read_file", arguments: { path: "/data/x" }, time, source_ip }), TOOLS[0]!));
+      inputs.push(buildPolicyInput(ops, policyRequest("tools/call", { tool: "read_file", arguments: { path: "/data/x" }, time, source_ip }), TOOLS[0]!));
     }
   }
-  inputs.push(buildPolicyInput(LONE_SURROGATE_AGENT, request("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!));
-  inputs.push(buildPolicyInput(agent, request("tools/call", { tool: "x\udfffy" }), { name: "x\udfffy", inputSchema: { type: "object" } }));
+  inputs.push(buildPolicyInput(LONE_SURROGATE_AGENT, policyRequest("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!));
+  inputs.push(buildPolicyInput(agent, policyRequest("tools/call", { tool: "x\udfffy" }), { name: "x\udfffy", inputSchema: { type: "object" } }));
   // Not built by buildPolicyInput, so not frozen: serialised per call instead of pinned.
-  inputs.push({ agent: { ...buildPolicyInput(agent, request("ping"), null).agent }, request: request("tools/call", { tool: "echo", arguments: { text: "hi" } }), tool: { name: "echo", description: null, input_schema: {}, annotations: {}, digest: "sha256:00" } });
+  inputs.push({ agent: { ...buildPolicyInput(agent, policyRequest("ping"), null).agent }, request: policyRequest("tools/call", { tool: "echo", arguments: { text: "hi" } }), tool: { name: "echo", description: null, input_schema: {}, annotations: {}, digest: "sha256:00" } });
   return inputs;
 }
 
@@ -201,10 +188,10 @@ describe("the direct evaluation path decides exactly as the SDK's evaluate", fun
       }
     }
     assert.ok(echoed > 100);
-    const b = buildPolicyInput(AGENTS[0]!, request("tools/list", { arguments: { ignored: false } }), null);
+    const b = buildPolicyInput(AGENTS[0]!, policyRequest("tools/list", { arguments: { ignored: false } }), null);
     const items = [listItem({ tool: "read_file" }, TOOLS[0]!), listItem({ resource: "demo://readme" }, null), listItem({ prompt: "summarize" }, null), listItem({ tool: "big" }, TOOLS[4]!)];
     assert.deepEqual(d.decideItems(b, items).map(decided), items.map((item) => decided(r.decide(itemInput(b, item)))));
-    const input = buildPolicyInput(AGENTS[1]!, request("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!);
+    const input = buildPolicyInput(AGENTS[1]!, policyRequest("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!);
     const result = { content: [{ type: "text", text: "😀 \u2028" }], structuredContent: { n: [1.5, -0, 1e308] } };
     const echoedResult = d.decideResult(input, result);
     assert.deepEqual(resultDecided(echoedResult), resultDecided(r.decideResult(input, result)));
@@ -213,7 +200,7 @@ describe("the direct evaluation path decides exactly as the SDK's evaluate", fun
 
   it("gives the same result decisions (mcp/authz/result) for ordinary and odd results", () => {
     assert.ok(direct.hasResultPolicy);
-    const input = buildPolicyInput(AGENTS[0]!, request("tools/call", { tool: "read_file", arguments: { path: "/data/q3.csv" } }), TOOLS[0]!);
+    const input = buildPolicyInput(AGENTS[0]!, policyRequest("tools/call", { tool: "read_file", arguments: { path: "/data/q3.csv" } }), TOOLS[0]!);
     const results: Array<Record<string, unknown>> = [
       { content: [{ type: "text", text: "plain" }] },
       { content: [{ type: "text", text: "key AKIAABCDEFGHIJKLMNOP and Bearer eyJhbGciOi.x.y" }], structuredContent: { token: "ghp_0123456789abcdefghij0123456789abcdef" } },
@@ -227,7 +214,7 @@ describe("the direct evaluation path decides exactly as the SDK's evaluate", fun
   });
 
   describe("listings", () => {
-    const base = (agent: PolicyIdentity, method: string): PolicyInput => buildPolicyInput(agent, request(method), null);
+    const base = (agent: PolicyIdentity, method: string): PolicyInput => buildPolicyInput(agent, policyRequest(method), null);
     const toolItems = (count: number): PolicyListItem[] =>
       Array.from({ length: count }, (_, i) => {
         const def: McpToolDefinition = { ...TOOLS[i % TOOLS.length]!, name: i % 7 === 0 ? "read_file" : `tool_${i}`, description: `tool ${i} ${"d".repeat(i % 50)}` };
@@ -278,16 +265,16 @@ describe("the direct evaluation path decides exactly as the SDK's evaluate", fun
     it("an evaluation error is the same deny on both paths, and the instance keeps working", async () => {
       const bundle = await bundleOf("conflict", 'package mcp.authz\n\ndecision := {"allow": true} if input.request.arguments.a\n\ndecision := {"allow": false} if input.request.arguments.b\n');
       const [d, r] = [await WasmPolicyEngine.create(bundle), await WasmPolicyEngine.create(bundle, { evaluation: "sdk" })];
-      const bad = buildPolicyInput(AGENTS[0]!, request("tools/call", { tool: "echo", arguments: { a: true, b: true } }), null);
+      const bad = buildPolicyInput(AGENTS[0]!, policyRequest("tools/call", { tool: "echo", arguments: { a: true, b: true } }), null);
       const outcome = d.decide(bad);
       assert.equal(outcome.decision.allow, false);
       assert.equal(outcome.error?.code, "policy_eval_error");
       assert.deepEqual(decided(outcome), decided(r.decide(bad)));
-      assert.equal(d.decide(buildPolicyInput(AGENTS[0]!, request("tools/call", { tool: "echo", arguments: { a: true } }), null)).decision.allow, true);
+      assert.equal(d.decide(buildPolicyInput(AGENTS[0]!, policyRequest("tools/call", { tool: "echo", arguments: { a: true } }), null)).decision.allow, true);
     });
 
     it("an input the shapes check refuses is denied on both paths", () => {
-      const input = buildPolicyInput(AGENTS[0]!, request("ping"), null);
+      const input = buildPolicyInput(AGENTS[0]!, policyRequest("ping"), null);
       for (const bad of [{ ...input, tool: undefined }, { ...input, request: null }, { ...input, agent: [input.agent] }] as unknown as PolicyInput[]) {
         const outcome = direct.decide(bad);
         assert.equal(outcome.error?.code, "policy_eval_error");
@@ -297,7 +284,7 @@ describe("the direct evaluation path decides exactly as the SDK's evaluate", fun
 
     it("a pinned value changed behind the engine's back is caught: the answer is recomputed unpinned on a fresh instance", async () => {
       const engine = await WasmPolicyEngine.create(starter);
-      const input = buildPolicyInput(identity("pinned-analyst", ["analyst"]), request("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!);
+      const input = buildPolicyInput(identity("pinned-analyst", ["analyst"]), policyRequest("tools/call", { tool: "echo", arguments: { text: "hi" } }), TOOLS[1]!);
       assert.equal(engine.decide(input).decision.allow, true); // pins the agent (and its role)
       // Overwrite the role name wherever it sits in the pinned region: "analyst" → "analysX".
       const { policy } = internals(engine);

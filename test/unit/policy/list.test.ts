@@ -1,20 +1,10 @@
 import assert from "node:assert/strict";
 import { buildPolicyInput, decideItemsWith, itemInput, listItem, type DecisionOutcome, type McpToolDefinition, type PolicyEngine, type PolicyRequest } from "../../../gateway/policy/index.js";
 import { allow, deny, FakePolicyEngine } from "../../fakes/policy.js";
+import { policyRequest } from "../../support/policy-input.js";
 
 const identity = { sub: "alice", iss: "https://idp.example.com/", client_id: "cli", scopes: ["mcp:tools"], roles: ["analyst"], claims: { sub: "alice" } };
-const listing: PolicyRequest = {
-  method: "tools/list",
-  server: "demo",
-  tool: null,
-  arguments: null,
-  resource: null,
-  prompt: null,
-  session_id: "s1",
-  protocol_version: "2025-11-25",
-  source_ip: "127.0.0.1",
-  time: "2026-11-24T10:00:00.000Z",
-};
+const listing: PolicyRequest = policyRequest("tools/list");
 const echo: McpToolDefinition = { name: "echo", description: "Echoes", inputSchema: { type: "object" }, annotations: { readOnlyHint: true } };
 
 describe("listed items (decideItems)", () => {
