@@ -340,7 +340,8 @@ export const configSchema = z
     if (f.upstreams) check(f.upstreams, ["federation", "upstreams"]);
     for (const [v, members] of Object.entries(f.virtualServers)) check(members, ["federation", "virtualServers", v]);
     for (const n of names) {
-      if (n.includes(f.separator)) ctx.addIssue({ code: "custom", path: ["upstreams", n], message: `the upstream name contains the federation separator "${f.separator}": its federated names would be ambiguous (rename it or choose another federation.separator)` });
+      // Not just "holds the separator": `files_` with `__` makes `files___x`, whose first `__` ends NAME at `files`.
+      if ((n + f.separator).indexOf(f.separator) !== n.length) ctx.addIssue({ code: "custom", path: ["upstreams", n], message: `the upstream name contains the federation separator "${f.separator}" or ends with the start of it: its federated names would be ambiguous (rename it or choose another federation.separator)` });
       if (n.length + f.separator.length + FEDERATED_SHORT_ROOM > FEDERATED_NAME_MAX) ctx.addIssue({ code: "custom", path: ["upstreams", n], message: `the upstream name is too long to federate: NAME plus "${f.separator}" must leave ${FEDERATED_SHORT_ROOM} of the ${FEDERATED_NAME_MAX} characters a federated name may have` });
     }
   })

@@ -90,6 +90,29 @@ describe("federation: config", () => {
     assert.throws(() => parseConfig(base({ files: u, files__x: u }, { separator: "__" }), "gw.yaml"), /files__x.*separator/s);
   });
 
+  it("refuses an upstream name that ends with the start of the separator (files_ + __ would split as files)", () => {
+    assert.throws(() => parseConfig(base({ files_: u }, { separator: "__" }), "gw.yaml"), /files_.*ends with the start of it/s);
+    assert.throws(() => parseConfig(base({ xa: u }, { separator: "aa" }), "gw.yaml"), /xa.*separator/s);
+    assert.doesNotThrow(() => parseConfig(base({ "files-": u, f_iles: u }, { separator: "__" }), "gw.yaml"));
+  });
+
+  it("any upstream name the config accepts splits back from every federated name of its items", () => {
+    const name = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_-]{0,20}$/);
+    const separator = fc.stringMatching(/^[A-Za-z0-9_.-]{1,3}$/);
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { minLength: 1, maxLength: 4 }), separator, fc.string({ minLength: 1, maxLength: 80 }), (names, sep, item) => {
+        let config;
+        try {
+          config = parseConfig(base(Object.fromEntries(names.map((n) => [n, u])), { separator: sep }), "gw.yaml");
+        } catch {
+          return; // refused at start: nothing to route
+        }
+        for (const member of Object.keys(config.upstreams)) assert.equal(splitFederatedName(federatedName(member, sep, item), sep, names)?.member, member);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("refuses an upstream name too long to leave room for a shortened item, and members that do not exist", () => {
     assert.throws(() => parseConfig(base({ ["n".repeat(60)]: u }, {}), "gw.yaml"), /too long to federate/);
     assert.throws(() => parseConfig(base({ files: u }, { virtualServers: { pair: ["files", "ghost"] } }), "gw.yaml"), /no upstream named "ghost"/);
